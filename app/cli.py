@@ -1,0 +1,262 @@
+"""``cnnvis``: serve the app, train and evaluate models, import and download datasets.
+
+    cnnvis serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR]
+    cnnvis train --preset lenet5 --dataset digits --steps 2000 --lr 0.05 [--out model.npz]
+    cnnvis evaluate CHECKPOINT --dataset digits
+    cnnvis datasets import --format mnist|fashion-mnist|cifar10|folder --path PATH --name NAME
+    cnnvis datasets download mnist|fashion-mnist|cifar10
+    cnnvis datasets list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DATA_DIR_HELP = "data directory (default: $CNNVIS_DATA_DIR or ./data)"
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("CNNVIS_DATA_DIR") or "./data")
+
+
+def _datasets(args: argparse.Namespace):
+    from app.config import Settings
+    from app.services.datasets import DatasetStore
+
+    return DatasetStore(Settings(data_dir=_data_dir(args)))
+
+
+def _fail(message: str) -> None:
+    print(f"cnnvis: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with the latest loss and accuracy (no dependency)."""
+
+    def __init__(self, total: int, width: int = 28):
+        self.total, self.width, self.t0 = total, width, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.last_print = 0.0
+
+    def update(self, done: int, loss: float, acc: float) -> None:
+        now = time.perf_counter()
+        if done < self.total and now - self.last_print < (0.1 if self.tty else 5.0):
+            return
+        self.last_print = now
+        filled = int(self.width * done / self.total)
+        rate = done / max(now - self.t0, 1e-9)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} loss {loss:.4f} acc {acc:.3f} {rate:.1f} steps/s"
+        print(("\r" if self.tty else "") + line, end="" if self.tty and done < self.total else "\n", file=sys.stderr, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    os.environ["CNNVIS_DATA_DIR"] = str(_data_dir(args))
+    print(f"cnn-visualizer on http://{args.host}:{args.port}  (data: {os.environ['CNNVIS_DATA_DIR']})", file=sys.stderr)
+    uvicorn.run("app.main:app", host=args.host, port=args.port, workers=1, log_level=args.log_level)
+
+
+def _print_evaluation(ev, classes) -> None:
+    print(f"{ev.split} accuracy {ev.accuracy:.4f}  loss {ev.loss:.4f}  ({sum(map(sum, ev.confusion_matrix))} examples)")
+    width = max(5, max(len(c) for c in classes) + 1)
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(" " * width + "".join(f"{c[:6]:>7}" for c in classes))
+    for name, row in zip(classes, ev.confusion_matrix):
+        print(f"{name:<{width}}" + "".join(f"{v:>7}" for v in row))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import json
+
+    from engine.checkpoint import save_checkpoint
+    from engine.model import Model
+    from engine.presets import preset_spec
+    from engine.specs import SpecError
+    from engine.train import Hyperparameters, Trainer
+
+    ds = _datasets(args).get(args.dataset)
+    try:
+        if args.spec:
+            spec = json.loads(Path(args.spec).read_text())
+        else:
+            spec = preset_spec(args.preset, ds.input_shape, ds.num_classes)
+        model = Model.build(spec, seed=args.seed)
+        hp = Hyperparameters(batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
+                             momentum=args.momentum, weight_decay=args.weight_decay, loss=args.loss, augment=args.augment)
+        trainer = Trainer(model, ds, hp, seed=args.seed)
+    except (SpecError, ValueError, OSError) as e:
+        _fail(str(e))
+    print(f"training {args.spec or args.preset} ({model.num_parameters:,} weights) on {ds.name}: "
+          f"{len(ds.y_train)} train / {len(ds.y_test)} test, {args.steps} steps of {args.batch_size}", file=sys.stderr)
+    bar = ProgressBar(args.steps)
+    t0 = time.perf_counter()
+    for rec in trainer.train(args.steps, lambda r: bar.update(r.step, r.loss, r.accuracy)):
+        if args.eval_every and rec.step % args.eval_every == 0 and rec.step < args.steps:
+            ev = trainer.evaluate()
+            print(f"\nstep {rec.step}: test accuracy {ev.accuracy:.4f}", file=sys.stderr)
+    seconds = time.perf_counter() - t0
+    ev = trainer.evaluate()
+    _print_evaluation(ev, ds.classes)
+    print(f"trained {args.steps} steps in {seconds:.1f} s ({args.steps / seconds:.1f} steps/s)")
+    out = Path(args.out or f"{args.preset or 'model'}-{ds.name}.npz")
+    meta = {"name": args.name or f"{args.preset or 'model'} on {ds.name}", "dataset": ds.name, "seed": args.seed,
+            "hyperparameters": hp.to_dict(), "examples_seen": trainer.examples_seen, "test_accuracy": ev.accuracy}
+    save_checkpoint(out, model, classes=list(ds.classes), step=trainer.step, meta=meta)
+    print(f"saved {out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from engine.checkpoint import CheckpointError, load_checkpoint
+    from engine.train import evaluate_model
+
+    try:
+        ckpt = load_checkpoint(Path(args.checkpoint))
+    except (CheckpointError, OSError) as e:
+        _fail(f"{args.checkpoint}: {e}")
+    name = args.dataset or ckpt.meta.get("dataset")
+    if not name:
+        _fail("the checkpoint names no dataset; pass --dataset")
+    ds = _datasets(args).get(name)
+    if tuple(ds.input_shape) != tuple(ckpt.model.input_shape) or ds.num_classes != ckpt.model.output_shape[0]:
+        _fail(f"dataset {name} ({ds.input_shape}, {ds.num_classes} classes) does not fit the model "
+              f"({ckpt.model.input_shape}, {ckpt.model.output_shape[0]} outputs)")
+    _print_evaluation(evaluate_model(ckpt.model, ds, split=args.split, step=ckpt.step), ds.classes)
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from engine.data import dataset as dsmod
+
+    store = _datasets(args)
+    if args.action == "list":
+        for name in store.names():
+            s = store.summary(name)
+            sizes = f"{s['sizes']['train']} train / {s['sizes']['test']} test" if s.get("sizes") else "generated on first use"
+            print(f"{name:<20} {'x'.join(map(str, s['input_shape'])):<10} {s['num_classes']:>3} classes  {sizes}")
+        return
+    if args.action == "download":
+        from engine.data.download import download_dataset
+
+        path = download_dataset(args.source, _data_dir(args) / "downloads", progress=_download_progress)
+        print(f"\ndownloaded to {path}; import it with: cnnvis datasets import --format {args.source} --path {path} --name {args.source}")
+        return
+    from app.services.datasets import NAME_RE
+
+    if not NAME_RE.match(args.name):
+        _fail("--name must be 1-40 lowercase letters, digits, '-' or '_'")
+    if store.exists(args.name):
+        _fail(f"a dataset named {args.name!r} already exists")
+    try:
+        ds = _load_source(args)
+    except (dsmod.DatasetError, OSError) as e:
+        _fail(str(e))
+    ds = dsmod.Dataset(name=args.name, classes=ds.classes, x_train=ds.x_train, y_train=ds.y_train,
+                       x_test=ds.x_test, y_test=ds.y_test, description=ds.description)
+    dsmod.save_dataset(ds, store.root / f"{args.name}.npz")
+    counts = ds.counts()
+    print(f"imported {args.name}: {'x'.join(map(str, ds.input_shape))}, {len(ds.y_train)} train / {len(ds.y_test)} test")
+    for cls, tr, te in zip(ds.classes, counts["train"], counts["test"]):
+        print(f"  {cls:<20} {tr:>6} train {te:>6} test")
+
+
+def _load_source(args: argparse.Namespace):
+    from engine.data.cifar import load_cifar10
+    from engine.data.folder import load_image_folder
+    from engine.data.idx import load_mnist
+
+    if args.format in ("mnist", "fashion-mnist"):
+        return load_mnist(args.path, kind=args.format)
+    if args.format == "cifar10":
+        return load_cifar10(args.path)
+    ds, report = load_image_folder(args.path, input_shape=(args.channels, args.size[0], args.size[1]),
+                                   test_fraction=args.test_fraction, seed=args.seed, name=args.name)
+    for rel, reason in report.skipped:
+        print(f"  skipped {rel}: {reason}", file=sys.stderr)
+    return ds
+
+
+def _download_progress(done: int, total: int) -> None:
+    print(f"\r{done / 2**20:.1f} / {total / 2**20:.1f} MB" if total else f"\r{done / 2**20:.1f} MB", end="", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.presets import PRESETS
+
+    p = argparse.ArgumentParser(prog="cnnvis", description="See inside a CNN while it works and while it learns.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start the web app")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--data-dir", help=DATA_DIR_HELP)
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("train", help="train a model and save a checkpoint")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--preset", choices=sorted(PRESETS), default="tiny-vgg")
+    g.add_argument("--spec", help="a JSON model spec file instead of a preset")
+    t.add_argument("--dataset", default="shapes", help="built-in (shapes, digits) or an imported dataset's name")
+    t.add_argument("--steps", type=int, default=1000, help="mini-batches to train on (one step = one batch)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--loss", choices=["cross_entropy", "mse"], default="cross_entropy")
+    t.add_argument("--augment", action="store_true", help="random flips, shifts, rotations, colour jitter, noise")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--eval-every", type=int, default=0, help="also evaluate on the test split every N steps")
+    t.add_argument("--name", help="a display name stored in the checkpoint")
+    t.add_argument("--out", help="checkpoint path (default: PRESET-DATASET.npz)")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", help="dataset name (default: the one stored in the checkpoint)")
+    e.add_argument("--split", choices=["train", "test"], default="test")
+    e.add_argument("--data-dir", help=DATA_DIR_HELP)
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("datasets", help="list, import or download datasets")
+    dsub = d.add_subparsers(dest="action", required=True)
+    dl = dsub.add_parser("list", help="datasets the server can train on")
+    dl.add_argument("--data-dir", help=DATA_DIR_HELP)
+    di = dsub.add_parser("import", help="add a dataset from files you have")
+    di.add_argument("--format", required=True, choices=["mnist", "fashion-mnist", "cifar10", "folder"])
+    di.add_argument("--path", required=True, help="directory (or .zip / .tar.gz) holding the files")
+    di.add_argument("--name", required=True)
+    di.add_argument("--size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"), help="folder images: input size")
+    di.add_argument("--channels", type=int, choices=[1, 3], default=3, help="folder images: 1 grey or 3 RGB")
+    di.add_argument("--test-fraction", type=float, default=0.2, help="folder without train/ and test/: test share")
+    di.add_argument("--seed", type=int, default=0)
+    di.add_argument("--data-dir", help=DATA_DIR_HELP)
+    dd = dsub.add_parser("download", help="download a public dataset from its official location (needs a network)")
+    dd.add_argument("source", choices=["mnist", "fashion-mnist", "cifar10"])
+    dd.add_argument("--data-dir", help=DATA_DIR_HELP)
+    d.set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as e:  # noqa: BLE001  the CLI reports what went wrong in one line, not a traceback
+        from app.errors import AppError
+
+        if isinstance(e, (AppError, ValueError)):
+            _fail(str(e))
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Server settings: one frozen dataclass read from the environment by `get_settings()`.
+
+Tests build their own `Settings` (a temporary data directory, tiny built-in datasets) and pass it
+to `app.main.create_app`; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told; defaults suit one person on one machine."""
+
+    data_dir: Path = Path("./data")
+    pretrained_dir: Path = ROOT / "engine" / "pretrained"
+    web_dir: Path = ROOT  # holds templates/ and static/
+    max_upload_bytes: int = 10 * MB  # images and JSON bodies
+    max_archive_bytes: int = 100 * MB  # dataset zips and checkpoint imports
+    max_image_side: int = 4096
+    max_cpu_jobs: int = 4  # CPU-bound requests at once; more wait up to cpu_wait_s, then 503
+    cpu_wait_s: float = 5.0
+    lock_wait_s: float = 60.0  # longest wait for a model's lock before 503
+    max_train_steps: int = 1000  # per POST /train request
+    max_parameters: int = 10_000_000  # weights in one model
+    max_activation_values: int = 1_000_000  # activation values of one image, all layers together
+    max_batch_values: int = 32_000_000  # batch_size x activation values in one training step
+    max_history_steps: int = 20000  # older step records are thinned beyond this
+    save_every_s: float = 5.0  # live training persists this often (and on pause)
+    warm_datasets: bool = True  # generate the built-in datasets in the background at startup
+    # {"shapes": (n_train, n_test)}: smaller built-ins (tests); None keeps the engine's defaults.
+    builtin_sizes: dict[str, tuple[int, int]] | None = field(default=None)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def get_settings() -> Settings:
+    """Settings from ``CNNVIS_*`` environment variables (unset ones keep their defaults)."""
+    env = os.environ.get
+    defaults = Settings()
+    return Settings(
+        data_dir=Path(env("CNNVIS_DATA_DIR") or defaults.data_dir),
+        pretrained_dir=Path(env("CNNVIS_PRETRAINED_DIR") or defaults.pretrained_dir),
+        web_dir=Path(env("CNNVIS_WEB_DIR") or defaults.web_dir),
+        max_upload_bytes=_int("CNNVIS_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+        max_archive_bytes=_int("CNNVIS_MAX_ARCHIVE_BYTES", defaults.max_archive_bytes),
+        max_image_side=_int("CNNVIS_MAX_IMAGE_SIDE", defaults.max_image_side),
+        max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
+        warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
+    )

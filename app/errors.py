@@ -1,0 +1,105 @@
+"""Errors the API answers with: always ``{"detail": "<what to do>"}`` plus optional keys, never a 500 page.
+
+Services raise `AppError` (or one of the named subclasses); the handlers registered by
+`install_handlers` turn it, FastAPI's validation errors and Starlette's HTTP errors into JSON.
+The validation handler never echoes the input (a NaN in the input would make it unserialisable).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("cnnvis")
+
+
+class AppError(Exception):
+    """An answer for the client: status, a sentence a person can act on, extra JSON keys and headers."""
+
+    status = 400
+
+    def __init__(self, detail: str, *, status: int | None = None, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status or self.status
+        self.headers = headers
+        self.extra = extra
+
+
+class NotFound(AppError):
+    status = 404
+
+
+class Conflict(AppError):
+    status = 409
+
+
+class Invalid(AppError):
+    status = 422
+
+
+class TooLarge(AppError):
+    status = 413
+
+
+class Unsupported(AppError):
+    status = 415
+
+
+class Busy(AppError):
+    """Too much work at once: 503 with ``Retry-After`` so a client backs off instead of piling up."""
+
+    status = 503
+
+    def __init__(self, detail: str, retry_after: int = 2):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+def error_body(detail: str, **extra: Any) -> dict[str, Any]:
+    return {"detail": detail, **extra}
+
+
+def _loc(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def describe_validation(errors: list[dict[str, Any]], limit: int = 5) -> str:
+    """Pydantic errors as one readable sentence, without the offending values."""
+    msgs = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:limit]]
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(msgs) + more if msgs else "invalid request"
+
+
+async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    return JSONResponse(error_body(exc.detail, **exc.extra), status_code=exc.status, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse(error_body(describe_validation(list(exc.errors()))), status_code=422)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such resource: {request.url.path} (see /docs for the API)"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path} (see /docs for the API)"
+    return JSONResponse(error_body(str(detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal error; the server log has the details"), status_code=500)
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,91 @@
+"""The ASGI app: `create_app(settings)` wires state, routes, error handlers and middleware.
+
+``app = create_app()`` at import does no heavy work: models are loaded and datasets warmed in the
+lifespan, when the server starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
+from starlette.types import Scope
+
+from app.concurrency import CpuLimiter
+from app.config import Settings, get_settings
+from app.deps import AppState
+from app.errors import install_handlers
+from app.images import ImageStore
+from app.routes import checkpoints, datasets, forward, health, images, live, models, pages, pictures, train
+from app.security import BodyLimit, OriginCheck, SecurityHeaders
+from app.services.datasets import DatasetStore
+from app.services.live import LiveRegistry
+from app.store import ModelStore
+
+log = logging.getLogger("cnnvis")
+API = "/api/v1"
+ARCHIVE_PATHS = (f"{API}/datasets", f"{API}/models/import")
+
+
+def make_state(settings: Settings) -> AppState:
+    """Create the data folders and load every model (run in the lifespan, not at import)."""
+    for folder in (settings.data_dir, settings.models_dir, settings.datasets_dir, settings.images_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    store = ModelStore(settings)
+    store.load()
+    state = AppState(settings=settings, models=store, datasets=DatasetStore(settings), images=ImageStore(settings),
+                     cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), live=None)
+    state.live = LiveRegistry(state)
+    return state
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = make_state(settings)
+        app.state.cnnvis = state
+        if settings.warm_datasets:
+            state.datasets.warm()
+        log.info("cnn-visualizer: %d models in %s", len(state.models.list()), settings.data_dir)
+        try:
+            yield
+        finally:
+            state.live.shutdown()
+
+    app = FastAPIOffline(
+        title="cnn-visualizer",
+        version="1.0.0",
+        description="See inside a CNN while it works and learns. Tensors are `{shape, dtype, data}` with `data` the "
+        "base64 of little-endian bytes in C order. Every error is `{\"detail\": ...}`.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    install_handlers(app)
+    for module in (health, models, images, forward, pictures, train, live, checkpoints, datasets):
+        app.include_router(module.router, prefix=API)
+    app.include_router(pages.router)
+    templates_dir = settings.web_dir / "templates"
+    app.state.templates = Jinja2Templates(directory=str(templates_dir)) if templates_dir.is_dir() else None
+    app.mount("/static", StaticFiles(directory=str(settings.web_dir / "static"), check_dir=False), name="static")
+
+    def body_limit(scope: Scope) -> int:
+        path = scope.get("path", "")
+        return settings.max_archive_bytes if path in ARCHIVE_PATHS else settings.max_upload_bytes
+
+    # Added innermost first: gzip (level 1: a float16 forward answer of ~540 KB goes out as ~270 KB in
+    # ~7 ms), the body cap, the origin check, and outermost the headers every answer carries.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(OriginCheck)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+app = create_app()

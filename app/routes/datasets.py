@@ -1,0 +1,52 @@
+"""Datasets: the built-ins and uploaded zips of class folders; their facts and sample images."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+
+from app.deps import State
+from app.errors import Invalid, NotFound
+from engine.data.images import array_to_png
+
+router = APIRouter(tags=["datasets"])
+Name = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/datasets", summary="Every dataset (built-ins are listed before they are generated)")
+def list_datasets(state: State) -> list[dict]:
+    return [state.datasets.summary(n) for n in state.datasets.names()]
+
+
+@router.get("/datasets/{name}", summary="Classes, counts and input shape (generates a built-in on first use)")
+def get_dataset(name: Name, state: State) -> dict:
+    state.datasets.get(name)
+    return state.datasets.summary(name)
+
+
+@router.get("/datasets/{name}/samples/{split}/{index}.png", summary="One image of a dataset", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def sample_png(name: Name, split: Literal["train", "test"], index: Annotated[int, Path(ge=0, le=10**9)], state: State) -> Response:
+    x, y = state.datasets.get(name).split(split)
+    if index >= len(y):
+        raise NotFound(f"index {index} is out of range: the {split} split of {name!r} has {len(y)} images")
+    return Response(array_to_png(x[index]), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.post("/datasets", status_code=201, summary="Import a .zip of class folders (class/file or split/class/file)")
+def upload_dataset(state: State, file: Annotated[UploadFile, File(description="a .zip of class folders")],
+                   name: Annotated[str, Form(max_length=40, description="lowercase letters, digits, - and _")],
+                   channels: Annotated[int, Form(ge=1, le=3, description="1 (grey) or 3 (RGB)")] = 3,
+                   height: Annotated[int, Form(ge=8, le=256)] = 64, width: Annotated[int, Form(ge=8, le=256)] = 64,
+                   test_fraction: Annotated[float, Form(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.2) -> dict:
+    if channels == 2:
+        raise Invalid("channels must be 1 (grey) or 3 (RGB)")
+    with tempfile.NamedTemporaryFile(suffix=".zip", dir=state.images.root.parent) as tmp:
+        shutil.copyfileobj(file.file, tmp)
+        tmp.flush()
+        with state.cpu.slot():
+            ds, report = state.datasets.import_zip(tmp.name, name, (channels, height, width), test_fraction)
+    return {**state.datasets.summary(ds.name), "skipped": [{"file": f, "reason": r} for f, r in report.skipped[:100]]}

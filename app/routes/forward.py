@@ -1,0 +1,52 @@
+"""Forward passes and explanations for one image: an uploaded image, a dataset sample or a file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from app.deps import Record, State
+from app.errors import Invalid
+from app.schemas import ExplainRequest, ForwardRequest
+from app.services import inference
+
+router = APIRouter(tags=["forward"])
+Dtype = Annotated[Literal["float32", "float16"], Query(description="float16 halves the payload")]
+Layers = Annotated[str | None, Query(max_length=4000, description="comma-separated layer indices, e.g. 0,3 (default: all)")]
+_REF = "#/components/schemas/{model}"
+_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": ForwardRequest.model_json_schema(ref_template=_REF)},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                       "properties": {"file": {"type": "string", "format": "binary"}}}},
+}}}  # fmt: skip
+
+
+@router.post("/models/{model_id}/forward", openapi_extra=_BODY,
+             summary="Every layer's output for one image (JSON image_id or sample, or a multipart file)")
+async def forward(request: Request, rec: Record, state: State, dtype: Dtype = "float32", layers: Layers = None) -> dict:
+    label = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=8) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise Invalid("a multipart forward request needs the image in a field named 'file'")
+            data = await upload.read(state.settings.max_upload_bytes + 1)
+        x = await run_in_threadpool(state.images.preprocess_bytes, data, rec.model.input_shape)
+    else:
+        try:
+            ref = ForwardRequest.model_validate_json(await request.body() or b"null")
+        except ValidationError as e:
+            raise RequestValidationError(e.errors(include_input=False, include_context=False)) from None
+        x, label = await run_in_threadpool(inference.resolve_input, state, rec, ref)
+    return await run_in_threadpool(inference.forward, state, rec, x, dtype=dtype, layers=layers, label=label)
+
+
+@router.post("/models/{model_id}/explain", summary="Saliency, Grad-CAM or occlusion map for one image")
+def explain(body: ExplainRequest, rec: Record, state: State) -> dict:
+    x, _ = inference.resolve_input(state, rec, body)
+    return inference.explain_map(state, rec, x, body.method, body.target, body.layer, body.patch, body.stride)

@@ -1,0 +1,26 @@
+"""Uploaded images: checked, stored, served back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Path, Response, UploadFile
+
+from app.deps import State
+
+router = APIRouter(tags=["images"])
+ImageId = Annotated[str, Path(max_length=64)]
+
+
+@router.post("/images", status_code=201, summary="Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF; 10 MB, 4096x4096)")
+def upload_image(state: State, file: Annotated[UploadFile, File(description="the image")]) -> dict:
+    data = file.file.read(state.settings.max_upload_bytes + 1)
+    with state.cpu.slot():
+        return state.images.save(data)
+
+
+@router.get("/images/{image_id}", summary="An uploaded image", response_class=Response,
+            responses={200: {"content": {"image/*": {}}}})
+def get_image(image_id: ImageId, state: State) -> Response:
+    data, media_type = state.images.content(image_id)
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,42 @@
+"""Stepped training, evaluation, the history, and a look at the next batch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from app.deps import Record, State
+from app.encoding import encode_tensor
+from app.schemas import EvaluateRequest, TrainRequest
+from app.services import training
+
+router = APIRouter(tags=["training"])
+
+
+@router.post("/models/{model_id}/train", summary="Take training steps (omitted hyperparameters keep their values)")
+def train(body: TrainRequest, rec: Record, state: State) -> dict:
+    return training.train(state, rec, body.steps, body.changes())
+
+
+@router.post("/models/{model_id}/evaluate", summary="Loss, accuracy and confusion matrix on a split")
+def evaluate(rec: Record, state: State, body: EvaluateRequest | None = None) -> dict:
+    body = body or EvaluateRequest()
+    with state.cpu.slot():
+        return training.evaluate(state, rec, body.split, body.max_examples)
+
+
+@router.get("/models/{model_id}/history", summary="Every recorded step, evaluation and hyperparameter change")
+def history(rec: Record, state: State) -> dict:
+    with rec.lock.hold(state.settings.lock_wait_s):
+        return {"step": rec.step, "steps": list(rec.history["steps"]), "evaluations": list(rec.history["evaluations"]),
+                "events": list(rec.history["events"])}
+
+
+@router.get("/models/{model_id}/train/batch", summary="The next batch the trainer will use (augmented if on)")
+def next_batch(rec: Record, state: State, count: Annotated[int, Query(ge=1, le=256)] = 16,
+               dtype: Literal["float32", "float16"] = "float32") -> dict:
+    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
+        x, y = training.trainer_for(state, rec).next_batch()
+        step = rec.step
+    return {"step": step, "images": encode_tensor(x[:count], dtype), "labels": y[:count].tolist(), "classes": list(rec.classes)}

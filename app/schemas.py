@@ -1,0 +1,147 @@
+"""Request bodies (Pydantic, validated at the edge: unknown keys, NaN and infinity are 422) and the
+JSON shape of a model. Model specs stay plain objects here and are validated by `engine.specs.parse_spec`,
+whose errors name the layer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from app.store import ModelRecord
+
+MAX_SEED = 2**32 - 1
+Split = Literal["train", "test"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+class Sample(Strict):
+    """An image of the model's dataset."""
+
+    split: Split = "test"
+    index: int = Field(ge=0, le=10**9)
+
+
+class InputRef(Strict):
+    """Exactly one of ``image_id`` (an uploaded image) or ``sample`` (a dataset image)."""
+
+    image_id: str | None = Field(None, max_length=64)
+    sample: Sample | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.image_id is None) == (self.sample is None):
+            raise ValueError("give exactly one of image_id or sample")
+        return self
+
+
+class ForwardRequest(InputRef):
+    pass
+
+
+class ExplainRequest(InputRef):
+    method: Literal["saliency", "grad_cam", "occlusion"] = "saliency"
+    target: int | None = Field(None, ge=0, le=100_000, description="class to explain; default the predicted one")
+    layer: int | None = Field(None, ge=0, le=10_000, description="Grad-CAM's layer; default the last with feature maps")
+    patch: int = Field(8, ge=1, le=128, description="occlusion patch side")
+    stride: int = Field(4, ge=1, le=128, description="occlusion stride")
+
+
+class HyperparameterChanges(Strict):
+    """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them)."""
+
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    optimizer: Literal["sgd", "adam"] | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    loss: Literal["cross_entropy", "mse"] | None = None
+    augment: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        names = HyperparameterChanges.model_fields
+        return {k: v for k, v in self.model_dump(exclude_none=True).items() if k in names}
+
+
+class TrainRequest(HyperparameterChanges):
+    steps: int = Field(1, ge=1, le=100_000)
+
+
+class EvaluateRequest(Strict):
+    split: Split = "test"
+    max_examples: int | None = Field(None, ge=1, le=10**7)
+
+
+class CreateModel(Strict):
+    """Exactly one of ``preset``, ``spec`` or ``from`` (the id of a model to copy)."""
+
+    preset: str | None = Field(None, max_length=64)
+    spec: dict[str, Any] | None = None
+    from_: str | None = Field(None, alias="from", max_length=64)
+    dataset: str | None = Field(None, max_length=64)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    name: str | None = Field(None, min_length=1, max_length=100)
+    loss: Literal["cross_entropy", "mse"] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if sum(v is not None for v in (self.preset, self.spec, self.from_)) != 1:
+            raise ValueError("give exactly one of preset, spec or from")
+        return self
+
+
+class PatchModel(Strict):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    training: HyperparameterChanges | None = None
+    frozen: list[int] | None = Field(None, max_length=1024, description="indices of the layers to freeze; [] unfreezes all")
+    dataset: str | None = Field(None, max_length=64, description="another dataset with the same input shape and classes count")
+
+
+class ResetRequest(Strict):
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="default: a fresh random seed")
+
+
+class SpecRequest(Strict):
+    spec: dict[str, Any]
+
+
+class LiveMessage(HyperparameterChanges):
+    """One message from a live-training client; ``"pin": null`` unpins the image."""
+
+    action: Literal["play", "pause", "step", "state"]
+    steps: int | None = Field(None, ge=1, le=100_000)
+    eval_every: int | None = Field(None, ge=0, le=1_000_000, description="steps between evaluations; 0 turns them off")
+    pin: InputRef | None = None
+    activations_every_ms: int | None = Field(None, ge=100, le=600_000)
+    dtype: Literal["float32", "float16"] | None = None
+    layers: list[int] | None = Field(None, max_length=1024)
+
+
+# ---- responses -------------------------------------------------------------------------------
+def layer_json(model: Any, info: Any) -> dict[str, Any]:
+    rf = info.receptive_field
+    return {
+        "index": info.index, "type": info.type, "name": info.name, "input_shape": list(info.input_shape),
+        "output_shape": list(info.output_shape), "parameters": info.parameters, "macs": info.macs,
+        "receptive_field": {"size": rf.size, "jump": rf.jump, "start": rf.start},
+        "trainable": model.trainable(info.index),
+    }  # fmt: skip
+
+
+def model_json(rec: ModelRecord) -> dict[str, Any]:
+    from engine.specs import spec_to_dict
+
+    m = rec.model
+    return {
+        "id": rec.id, "name": rec.name, "read_only": rec.read_only, "dataset": rec.dataset, "classes": list(rec.classes),
+        "spec": spec_to_dict(m.spec), "step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
+        "seed": rec.seed, "parameters": m.num_parameters, "input_shape": list(m.input_shape),
+        "training": rec.hp.to_dict(), "frozen": sorted(m.frozen), "created": rec.created,
+        "layers": [layer_json(m, info) for info in m.info],
+    }  # fmt: skip

@@ -1,0 +1,135 @@
+"""Forward passes, explanations and pictures for one image (the routes' one call each).
+
+A forward pass runs while holding the model's lock, so during live training it sees the weights
+between two steps, never half an update; encoding the result happens after the lock is released.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.deps import AppState
+from app.encoding import encode_tensor
+from app.errors import Conflict, Invalid, NotFound
+from app.images import rgb_png
+from app.schemas import InputRef
+from app.services.training import finite
+from app.store import ModelRecord
+from engine import explain, pictures
+from engine.data.dataset import to_float
+from engine.losses import log_softmax
+
+
+def dataset_sample(state: AppState, rec: ModelRecord, split: str, index: int) -> tuple[np.ndarray, int]:
+    """``(x: (C, H, W) float32, label)`` from the model's dataset."""
+    if rec.dataset is None:
+        raise Conflict(f"model {rec.id!r} has no dataset; send an image_id instead of a sample")
+    x, y = state.datasets.get(rec.dataset).split(split)
+    if not 0 <= index < len(y):
+        raise NotFound(f"sample index {index} is out of range: the {split} split of {rec.dataset!r} has {len(y)} images")
+    return to_float(x[index]), int(y[index])
+
+
+def resolve_input(state: AppState, rec: ModelRecord, ref: InputRef) -> tuple[np.ndarray, int | None]:
+    """``(x: (C, H, W), label or None)`` for an uploaded image or a dataset sample."""
+    if ref.image_id is not None:
+        return state.images.input_for(ref.image_id, rec.model.input_shape), None
+    return dataset_sample(state, rec, ref.sample.split, ref.sample.index)
+
+
+def parse_layers(raw: str | list[int] | None, n_layers: int) -> list[int]:
+    """``"0,3"`` or ``[0, 3]`` -> sorted unique indices (all layers when None; none for "")."""
+    if raw is None:
+        return list(range(n_layers))
+    try:
+        picked = [int(p) for p in raw.split(",") if p.strip()] if isinstance(raw, str) else [int(p) for p in raw]
+    except ValueError:
+        raise Invalid(f"layers must be comma-separated layer indices such as 0,3; got {raw!r}") from None
+    bad = [i for i in picked if not 0 <= i < n_layers]
+    if bad:
+        raise Invalid(f"layers {bad} do not exist; this model has layers 0 to {n_layers - 1}")
+    return sorted(set(picked))
+
+
+def forward(state: AppState, rec: ModelRecord, x: np.ndarray, *, dtype: str = "float32", layers: str | list[int] | None = None,
+            label: int | None = None) -> dict[str, Any]:
+    """The forward response: the input, each kept layer's output with its range, and the prediction."""
+    model = rec.model
+    picked = parse_layers(layers, len(model.layers))
+    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
+        model = rec.model
+        res = model.forward(x[None], keep=True)
+        step, classes = rec.step, list(rec.classes)
+        out = res.output[0] if model.ends_with_softmax else np.exp(log_softmax(res.output))[0]
+    probs = [finite(p) for p in out.tolist()]
+    top = int(np.nanargmax(out)) if np.isfinite(out).any() else 0
+    body: dict[str, Any] = {
+        "step": step,
+        "input": encode_tensor(x, dtype),
+        "layers": [
+            {"index": i, "type": model.info[i].type, "output": encode_tensor(a := res.activations[i][0], dtype),
+             "min": finite(float(a.min())), "max": finite(float(a.max())), "mean": finite(float(a.mean()))}
+            for i in picked
+        ],
+        "probabilities": probs,
+        "classes": classes,
+        "prediction": {"index": top, "class": classes[top] if top < len(classes) else str(top), "probability": probs[top]},
+    }  # fmt: skip
+    if label is not None:
+        body["label"] = label
+    return body
+
+
+def explain_map(state: AppState, rec: ModelRecord, x: np.ndarray, method: str, target: int | None, layer: int | None,
+                patch: int = 8, stride: int = 4) -> dict[str, Any]:
+    """Saliency, Grad-CAM or occlusion for one image, computed on a copy of the current weights."""
+    with rec.lock.hold(state.settings.lock_wait_s):
+        model = rec.model.copy()
+    with state.cpu.slot():
+        try:
+            if method == "saliency":
+                m, target = explain.saliency(model, x, target)
+            elif method == "grad_cam":
+                m, target, layer = explain.grad_cam(model, x, layer, target)
+            else:
+                m, target = explain.occlusion(model, x, target, patch=patch, stride=stride)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    return {"method": method, "target": target, "layer": layer if method == "grad_cam" else None,
+            "map": encode_tensor(np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0))}
+
+
+def conv_weight(rec: ModelRecord, index: int) -> np.ndarray:
+    """Layer ``index``'s ``(F, C, kh, kw)`` weights (a copy); 404 / 422 for a missing or non-conv layer."""
+    n = len(rec.model.layers)
+    if not 0 <= index < n:
+        raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
+    info = rec.model.info[index]
+    if info.type != "conv2d":
+        raise Invalid(f"layer {index} ({info.type}) has no convolution filters; choose a conv2d layer")
+    return rec.model.params[f"layers.{index}.weight"].copy()
+
+
+def filters(state: AppState, rec: ModelRecord, index: int, dtype: str = "float32") -> dict[str, Any]:
+    with rec.lock.hold(state.settings.lock_wait_s):
+        w, step = conv_weight(rec, index), rec.step
+    return {**encode_tensor(w, dtype), "layer": index, "step": step}
+
+
+def filters_png(state: AppState, rec: ModelRecord, index: int) -> bytes:
+    with rec.lock.hold(state.settings.lock_wait_s):
+        w = conv_weight(rec, index)
+        first = rec.model.info[index].input_shape == tuple(rec.model.input_shape)
+    return rgb_png(pictures.filter_grid(w, rgb=first and w.shape[1] == 3))
+
+
+def activations_png(state: AppState, rec: ModelRecord, index: int, x: np.ndarray) -> bytes:
+    """Every channel of layer ``index``'s output for one image, as a PNG grid."""
+    n = len(rec.model.layers)
+    if not 0 <= index < n:
+        raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
+    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
+        act = rec.model.forward(x[None], stop=index + 1).output[0]
+    return rgb_png(pictures.activation_grid(np.nan_to_num(act, nan=0.0, posinf=0.0, neginf=0.0)))

@@ -1,0 +1,133 @@
+"""Training requests: one trainer per model, hyperparameter changes as history events, evaluation.
+
+Every function that touches a record's fields runs while holding ``rec.lock`` (the callers say
+which); evaluation works on a copy of the weights taken under the lock, so live training is not
+held up while a whole split is scored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from app.deps import AppState
+from app.errors import Conflict, Invalid
+from app.store import ModelRecord
+from engine.train import Hyperparameters, StepRecord, Trainer, evaluate_model
+
+
+def finite(x: float) -> float | None:
+    """JSON has no NaN or infinity: a diverged loss is sent as null."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def record_event(rec: ModelRecord, changes: dict[str, Any]) -> None:
+    """Mark a change (hyperparameters, frozen layers, import) at the current step; hold ``rec.lock``."""
+    rec.history["events"].append({"step": rec.step, "time": time.time(), "changes": changes})
+
+
+def apply_changes(rec: ModelRecord, changes: dict[str, Any], state: AppState | None = None) -> dict[str, Any]:
+    """Apply hyperparameter changes (422 with the allowed range on a bad value, or a batch too large
+    for the model when ``state`` is given); hold ``rec.lock``. Returns what actually changed, which
+    is also recorded as an event."""
+    if not changes:
+        return {}
+    try:
+        new = rec.hp.replace(**changes)
+    except (TypeError, ValueError) as e:
+        raise Invalid(str(e)) from None
+    if state is not None:
+        check_batch(state, rec, new)
+    diff = {k: getattr(new, k) for k in changes if getattr(new, k) != getattr(rec.hp, k)}
+    if diff:
+        if rec.trainer is not None:
+            rec.trainer.set_hyperparameters(**diff)
+        rec.hp = new
+        record_event(rec, diff)
+    return diff
+
+
+def trainer_for(state: AppState, rec: ModelRecord) -> Trainer:
+    """The model's trainer, made on first use from its saved step and optimizer state; hold ``rec.lock``."""
+    if rec.read_only:
+        raise Conflict(f"model {rec.id!r} is a shipped, read-only model and cannot be trained; copy it first with "
+                       f'POST /api/v1/models {{"from": "{rec.id}"}}')
+    if rec.trainer is None:
+        if rec.dataset is None:
+            raise Conflict(f"model {rec.id!r} has no dataset to train on; PATCH it with a compatible \"dataset\"")
+        try:
+            trainer = Trainer(rec.model, state.datasets.get(rec.dataset), rec.hp, seed=rec.seed, step=rec.step,
+                              examples_seen=rec.examples_seen)
+        except ValueError as e:
+            raise Conflict(f"model {rec.id!r} cannot train on dataset {rec.dataset!r}: {e}") from None
+        if rec.optimizer_state:
+            try:
+                trainer.load_optimizer_state(rec.optimizer_state)
+            except ValueError:
+                pass  # a stale buffer set: the optimizer starts afresh
+        rec.trainer, rec.optimizer_state = trainer, None
+    check_batch(state, rec, rec.hp)
+    return rec.trainer
+
+
+def check_batch(state: AppState, rec: ModelRecord, hp: Hyperparameters) -> None:
+    values = sum(math.prod(i.output_shape) for i in rec.model.info)
+    limit = max(1, state.settings.max_batch_values // max(values, 1))
+    if hp.batch_size > limit:
+        raise Invalid(f"batch_size {hp.batch_size} is too large for this model; use at most {limit}")
+
+
+def record_steps(state: AppState, rec: ModelRecord, records: list[StepRecord]) -> None:
+    """Append step records to the history (thinning the oldest beyond the limit); hold ``rec.lock``."""
+    now = time.time()
+    steps = rec.history["steps"]
+    for r in records:
+        steps.append({"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy),
+                      "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now})
+    limit = state.settings.max_history_steps
+    if len(steps) > limit:
+        half = len(steps) // 2
+        rec.history["steps"] = steps[:half][::2] + steps[half:]
+    t = rec.trainer
+    rec.step, rec.examples_seen, rec.epoch = t.step, t.examples_seen, t.epoch
+
+
+def train(state: AppState, rec: ModelRecord, steps: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """POST /train: apply changes, take ``steps`` steps, save. Refused while the model trains live."""
+    if steps > state.settings.max_train_steps:
+        raise Invalid(f"steps must be between 1 and {state.settings.max_train_steps} per request; use live training for more")
+    state.live.refuse_if_playing(rec.id, "train with POST /train")
+    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
+        trainer = trainer_for(state, rec)
+        apply_changes(rec, changes, state)
+        records = trainer.train(steps)
+        record_steps(state, rec, records)
+        state.models.save(rec)
+        return {"step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
+                "loss": [finite(r.loss) for r in records], "accuracy": [finite(r.accuracy) for r in records],
+                "learning_rate": rec.hp.learning_rate}
+
+
+def evaluate(state: AppState, rec: ModelRecord, split: str, max_examples: int | None, record: bool = True) -> dict[str, Any]:
+    """Score a split on a copy of the current weights; recorded in the history of writable models."""
+    if rec.dataset is None:
+        raise Conflict(f"model {rec.id!r} has no dataset to evaluate on; PATCH it with a compatible \"dataset\"")
+    dataset = state.datasets.get(rec.dataset)
+    with rec.lock.hold(state.settings.lock_wait_s):
+        model, step, loss = rec.model.copy(), rec.step, rec.hp.loss
+    try:
+        ev = evaluate_model(model, dataset, split=split, loss=loss, step=step, max_examples=max_examples)
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    out = {
+        "type": "evaluation", "split": ev.split, "step": ev.step, "loss": finite(ev.loss), "accuracy": finite(ev.accuracy),
+        "confusion_matrix": ev.confusion_matrix, "per_class_accuracy": ev.per_class_accuracy, "classes": list(rec.classes),
+        "misclassified": [{**m, "confidence": finite(m["confidence"])} for m in ev.misclassified],
+    }  # fmt: skip
+    if record and not rec.read_only:
+        with rec.lock.hold(state.settings.lock_wait_s):
+            rec.history["evaluations"].append({k: out[k] for k in ("step", "split", "loss", "accuracy", "per_class_accuracy")} | {"time": time.time()})
+            if not state.live.is_playing(rec.id):  # live training saves on its own schedule
+                state.models.save(rec)
+    return out

@@ -1,0 +1,252 @@
+"""Models on disk and in memory, one lock each.
+
+Layout (every file written atomically: temp file, fsync, ``os.replace``)::
+
+    DATA_DIR/models/{id}/checkpoint.npz   engine checkpoint; meta holds name, dataset, hyperparameters,
+                                          seed, examples_seen, epoch, created
+    DATA_DIR/models/{id}/history.json     {"steps": [...], "evaluations": [...], "events": [...]}
+    DATA_DIR/models/{id}/optimizer.npz    optimizer buffers, plus "__step__" to match the checkpoint
+
+A new model's folder is written under a temporary name and renamed into place, so a crash never
+leaves half a model. On load, history past the checkpoint's step is dropped and optimizer state
+from another step is ignored, so a server killed between two writes still restarts cleanly.
+Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.concurrency import FairLock
+from app.config import Settings
+from app.errors import NotFound
+from engine.checkpoint import CheckpointError, atomic_write, checkpoint_bytes, load_checkpoint
+from engine.model import Model
+from engine.train import Hyperparameters
+
+log = logging.getLogger("cnnvis")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def new_history() -> dict[str, list]:
+    return {"steps": [], "evaluations": [], "events": []}
+
+
+@dataclass(eq=False)
+class ModelRecord:
+    """One model and everything the server knows about it. Mutate only while holding ``lock``."""
+
+    id: str
+    name: str
+    model: Model
+    classes: list[str]
+    dataset: str | None
+    read_only: bool = False
+    hp: Hyperparameters = field(default_factory=Hyperparameters)
+    seed: int = 0
+    step: int = 0
+    examples_seen: int = 0
+    epoch: int = 0
+    created: float = field(default_factory=time.time)
+    history: dict[str, list] = field(default_factory=new_history)
+    optimizer_state: dict[str, np.ndarray] | None = None  # from disk, until a trainer takes it
+    trainer: Any = None  # engine.train.Trainer once the model has trained in this process
+    lock: FairLock = field(default_factory=FairLock)
+
+    def diverged(self) -> bool:
+        """True when the last step's loss was NaN or infinite (the weights are no longer usable)."""
+        steps = self.history["steps"]
+        return bool(steps) and steps[-1].get("loss") is None
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "dataset": self.dataset, "hyperparameters": self.hp.to_dict(), "seed": self.seed,
+            "examples_seen": self.examples_seen, "epoch": self.epoch, "created": self.created,
+        }  # fmt: skip
+
+
+def _hyperparameters(meta: dict[str, Any]) -> Hyperparameters:
+    try:
+        return Hyperparameters(**meta.get("hyperparameters", {}))
+    except (TypeError, ValueError):
+        return Hyperparameters()
+
+
+def _int(meta: dict[str, Any], key: str) -> int:
+    value = meta.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, **limits: int) -> ModelRecord:
+    """Build a record from a checkpoint file or bytes (raises `CheckpointError`); ``limits`` go to `load_checkpoint`."""
+    ckpt = load_checkpoint(source, **limits)
+    meta = ckpt.meta
+    dataset = meta.get("dataset")
+    created = meta.get("created")
+    return ModelRecord(
+        id=rid,
+        name=str(meta.get("name") or rid)[:100],
+        model=ckpt.model,
+        classes=ckpt.classes or [str(i) for i in range(ckpt.model.output_shape[0])],
+        dataset=dataset if isinstance(dataset, str) else None,
+        read_only=read_only,
+        hp=_hyperparameters(meta),
+        seed=_int(meta, "seed"),
+        step=ckpt.step,
+        examples_seen=_int(meta, "examples_seen"),
+        epoch=_int(meta, "epoch"),
+        created=created if isinstance(created, (int, float)) else time.time(),
+    )
+
+
+class ModelStore:
+    """Every model, keyed by id. Thread-safe; a record's own fields are guarded by its lock."""
+
+    def __init__(self, settings: Settings):
+        self.root = Path(settings.models_dir)
+        self.pretrained = Path(settings.pretrained_dir)
+        self._records: dict[str, ModelRecord] = {}
+        self._mutex = threading.Lock()
+
+    # ---- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read the shipped models, then every saved one; a broken folder is logged and skipped."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        records: dict[str, ModelRecord] = {}
+        for path in sorted(self.pretrained.glob("*.npz")) if self.pretrained.is_dir() else []:
+            if not ID_RE.match(path.stem):
+                continue
+            try:
+                records[path.stem] = record_from_checkpoint(path.stem, path, read_only=True)
+            except CheckpointError as e:
+                log.warning("skipping shipped model %s: %s", path.name, e)
+        for folder in sorted(self.root.iterdir()):
+            if not ID_RE.match(folder.name) or folder.name in records or not folder.is_dir():
+                continue
+            try:
+                records[folder.name] = self._load_folder(folder)
+            except CheckpointError as e:
+                log.warning("skipping model %s: %s", folder.name, e)
+        with self._mutex:
+            self._records = records
+
+    def _load_folder(self, folder: Path) -> ModelRecord:
+        ckpt = folder / "checkpoint.npz"
+        if not ckpt.is_file():
+            raise CheckpointError("no checkpoint.npz")
+        rec = record_from_checkpoint(folder.name, ckpt, read_only=False)
+        rec.history = _read_history(folder / "history.json", rec.step)
+        rec.optimizer_state = _read_optimizer(folder / "optimizer.npz", rec.step)
+        return rec
+
+    # ---- lookup ----------------------------------------------------------------------------
+    def list(self) -> list[ModelRecord]:
+        with self._mutex:
+            return sorted(self._records.values(), key=lambda r: (not r.read_only, r.created, r.id))
+
+    def get(self, model_id: str) -> ModelRecord:
+        with self._mutex:
+            rec = self._records.get(model_id) if ID_RE.match(model_id) else None
+        if rec is None:
+            raise NotFound(f"no model with id {model_id!r}; GET /api/v1/models lists them")
+        return rec
+
+    # ---- writing ---------------------------------------------------------------------------
+    def new_id(self) -> str:
+        while True:
+            rid = secrets.token_hex(6)
+            if rid not in self._records:
+                return rid
+
+    def add(self, rec: ModelRecord) -> ModelRecord:
+        """Write a new model's folder under a temporary name, rename it into place, then list it."""
+        tmp = self.root / f".new-{rec.id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self._write(tmp, self.snapshot(rec))
+        os.replace(tmp, self.root / rec.id)
+        with self._mutex:
+            self._records[rec.id] = rec
+        return rec
+
+    def delete(self, rec: ModelRecord) -> None:
+        with self._mutex:
+            self._records.pop(rec.id, None)
+        trash = self.root / f".deleted-{rec.id}-{secrets.token_hex(3)}"
+        try:
+            os.replace(self.root / rec.id, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def snapshot(self, rec: ModelRecord) -> dict[str, bytes]:
+        """The files of a model as bytes; call while holding ``rec.lock``."""
+        files = {
+            "checkpoint.npz": checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta()),
+            "history.json": json.dumps(rec.history, separators=(",", ":")).encode(),
+        }
+        opt = rec.trainer.optimizer_state() if rec.trainer is not None else rec.optimizer_state
+        if opt:
+            buf = io.BytesIO()
+            np.savez(buf, __step__=np.array(rec.step, dtype=np.int64), **opt)
+            files["optimizer.npz"] = buf.getvalue()
+        return files
+
+    def save(self, rec: ModelRecord) -> None:
+        """Persist a user model (call while holding its lock); shipped and deleted models are skipped."""
+        folder = self.root / rec.id
+        if rec.read_only or not folder.is_dir() or rec.diverged():
+            return  # a diverged model keeps its last finite weights on disk
+        files = self.snapshot(rec)
+        self._write(folder, files)
+        if "optimizer.npz" not in files:
+            (folder / "optimizer.npz").unlink(missing_ok=True)
+
+    @staticmethod
+    def _write(folder: Path, files: dict[str, bytes]) -> None:
+        # Optimizer and history first: the checkpoint's step decides which of them are kept on load.
+        for name in ("optimizer.npz", "history.json", "checkpoint.npz"):
+            if name in files:
+                atomic_write(folder / name, files[name])
+
+
+def _read_history(path: Path, step: int) -> dict[str, list]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return new_history()
+    if not isinstance(data, dict):
+        return new_history()
+    hist = new_history()
+    for key in hist:
+        items = data.get(key)
+        if isinstance(items, list):
+            hist[key] = [e for e in items if isinstance(e, dict) and isinstance(e.get("step"), int) and e["step"] <= step]
+    return hist
+
+
+def _read_optimizer(path: Path, step: int) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        log.warning("ignoring unreadable optimizer state %s", path)
+        return None
+    saved = arrays.pop("__step__", None)
+    return arrays if saved is not None and int(saved) == step else None

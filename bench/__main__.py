@@ -1,0 +1,22 @@
+"""``python -m bench engine|training|api [--json]``: print a table, or the same figures as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("suite", choices=["engine", "training", "api"])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--rounds", type=int, default=None, help="timing rounds (more: steadier medians)")
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"bench.{args.suite}")
+    report = module.run(**({"rounds": args.rounds} if args.rounds else {}))
+    print(json.dumps(report, indent=2) if args.json else module.table(report))
+
+
+if __name__ == "__main__":
+    main()

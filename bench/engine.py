@@ -1,0 +1,133 @@
+"""Engine vs PyTorch on the same workloads, same thread count, one process: ``python -m bench engine``."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench.timing import paired_median_ms
+from engine.model import Model
+from engine.presets import preset_spec
+from engine.optim import SGD
+
+CIFAR_NET = {
+    "version": 1,
+    "input_shape": [3, 32, 32],
+    "layers": [
+        {"type": "conv2d", "filters": 16, "kernel_size": 3, "padding": 1}, {"type": "relu"},
+        {"type": "conv2d", "filters": 32, "kernel_size": 3, "padding": 1}, {"type": "relu"}, {"type": "maxpool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 64, "kernel_size": 3, "padding": 1}, {"type": "relu"}, {"type": "maxpool2d", "pool_size": 2},
+        {"type": "flatten"}, {"type": "dense", "units": 10}, {"type": "softmax"},
+    ],
+}  # fmt: skip
+
+WORKLOADS = [
+    # (name, spec, batch, kind)
+    ("tiny-vgg forward, batch 1, all activations", preset_spec("tiny-vgg", (3, 64, 64), 10), 1, "forward"),
+    ("tiny-vgg train step, batch 32", preset_spec("tiny-vgg", (3, 64, 64), 10), 32, "train"),
+    ("lenet5 train step, batch 64", preset_spec("lenet5", (1, 28, 28), 10), 64, "train"),
+    ("cifar-net train step, batch 64", CIFAR_NET, 64, "train"),
+]
+
+
+def torch_model(model: Model):
+    """An equivalent torch.nn.Sequential with the engine's weights copied in (identical layouts)."""
+    import torch
+    from torch import nn
+
+    mods = []
+    shape = model.input_shape
+    for layer, info in zip(model.spec.layers, model.info):
+        t = layer.type
+        if t == "conv2d":
+            pad = layer.padding if layer.padding != "valid" else 0
+            mods.append(nn.Conv2d(info.input_shape[0], layer.filters, layer.kernel_size, layer.stride, pad, bias=layer.bias))
+        elif t == "relu":
+            mods.append(nn.ReLU())
+        elif t == "maxpool2d":
+            mods.append(nn.MaxPool2d(layer.pool_size, layer.stride or layer.pool_size, layer.padding))
+        elif t == "flatten":
+            mods.append(nn.Flatten())
+        elif t == "dense":
+            mods.append(nn.Linear(info.input_shape[0], layer.units, bias=layer.bias))
+        elif t == "softmax":
+            mods.append(nn.Softmax(dim=1))
+        else:
+            raise ValueError(f"bench has no torch twin for {t}")
+        shape = info.output_shape
+    net = nn.Sequential(*mods)
+    with torch.no_grad():
+        named = dict(net.named_parameters())
+        for name, arr in model.params.items():
+            _, i, kind = name.split(".")
+            named[f"{i}.{kind}"].copy_(torch.from_numpy(arr))
+    return net
+
+
+def _engine_fn(model: Model, x, y, kind: str):
+    if kind == "forward":
+        return lambda: model.forward(x, keep=True)
+    opt = SGD(lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+
+    def step():
+        res = model.loss_and_grads(x, y, rng=rng)
+        opt.step(model.params, res.grads)
+
+    return step
+
+
+def _torch_fn(net, x, y, kind: str):
+    import torch
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if kind == "forward":
+        layers = list(net)
+
+        def fwd():
+            with torch.no_grad():
+                h, outs = xt, []
+                for m in layers:  # keep every activation, as the engine does
+                    h = m(h)
+                    outs.append(h)
+            return outs
+
+        return fwd
+    body = torch.nn.Sequential(*list(net)[:-1])  # cross-entropy fused with the softmax, as in the engine
+    opt = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(body(xt), yt)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def run(rounds: int = 20) -> dict:
+    import torch
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    results = []
+    for name, spec, batch, kind in WORKLOADS:
+        model = Model.build(spec, seed=0)
+        net = torch_model(model)
+        x = rng.random((batch, *model.input_shape), dtype=np.float32)
+        y = rng.integers(0, model.output_shape[0], batch)
+        e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind), _torch_fn(net, x, y, kind), rounds=rounds)
+        results.append({"name": name, "engine_ms": round(e_ms, 3), "torch_ms": round(t_ms, 3), "ratio": round(e_ms / t_ms, 3)})
+    return {"threads": threads, "torch": torch.__version__, "numpy": np.__version__, "workloads": results}
+
+
+def table(report: dict) -> str:
+    lines = [
+        f"engine vs PyTorch {report['torch']} (numpy {report['numpy']}, {report['threads']} threads; medians, ratio = engine / torch)",
+        f"{'workload':<44} {'engine ms':>10} {'torch ms':>10} {'ratio':>7}",
+    ]
+    for w in report["workloads"]:
+        lines.append(f"{w['name']:<44} {w['engine_ms']:>10.2f} {w['torch_ms']:>10.2f} {w['ratio']:>7.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""Your own images: a folder (or a .zip) with one sub-folder per class.
+
+Layouts::
+
+    cat/a.png  dog/b.jpg                     -> seeded split, stratified by class
+    train/cat/a.png  test/cat/c.png  ...     -> the given split
+
+A zip may wrap either layout in one top folder. Hidden files and ``__MACOSX`` are
+ignored; files that cannot be decoded are skipped and listed in the report.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .archive import ArchiveError, check_zip, is_ignored, member_parts, read_member
+from .dataset import Dataset, DatasetError
+from .images import ImageError, open_image, to_uint8_chw
+
+__all__ = ["FolderReport", "load_image_folder"]
+
+_MAX_FILE_BYTES = 64 * 2**20  # one image file in a folder on disk
+_MAX_ZIP_BYTES = 512 * 2**20  # all images read from one zip, actual bytes
+
+
+@dataclass
+class FolderReport:
+    """What an import found.
+
+    Attributes:
+        counts: class -> {"train": n, "test": n} images used.
+        skipped: (relative path, reason) of every file that could not be used.
+        layout: "split" when train/ and test/ were given, "folders" when the split was drawn.
+    """
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    layout: str = "folders"
+
+
+def load_image_folder(
+    path: str | Path,
+    *,
+    input_shape: tuple[int, int, int] = (3, 64, 64),
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    name: str | None = None,
+    max_files: int = 20000,
+) -> tuple[Dataset, FolderReport]:
+    """Import a folder or ``.zip`` of class folders as a :class:`Dataset`.
+
+    Every image is decoded safely, resized to cover (H, W), centre-cropped and converted
+    to C channels. Without ``train/`` and ``test/`` folders, each class with n >= 2 images
+    puts ``round(test_fraction * n)`` of them (at least 1, at most n - 1) in the test split,
+    chosen with ``numpy.random.default_rng(seed)``; a ``train/`` folder alone is split the
+    same way. Classes are sorted by name.
+
+    Returns:
+        (dataset with x: (N, C, H, W) uint8, report).
+
+    Raises:
+        DatasetError (or its subclass ArchiveError for unsafe zips): no class folders, fewer
+            than 2 classes, a class without a usable image, more than ``max_files`` files.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    path = Path(path)
+    if path.is_dir():
+        entries = _scan_folder(path, max_files)
+        read = lambda rel: _read_file(path / rel)  # noqa: E731
+        return _build(entries, read, input_shape, test_fraction, seed, name or path.name, max_files)
+    if path.is_file() and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = {i.filename: i for i in check_zip(zf, max_entries=max_files)}
+                budget = [_MAX_ZIP_BYTES]
+
+                def read(rel: str) -> bytes:
+                    data = read_member(zf, infos[rel], budget[0])
+                    budget[0] -= len(data)
+                    return data
+
+                entries = _strip_wrapper([member_parts(n) for n in sorted(infos)])
+                return _build(entries, read, input_shape, test_fraction, seed, name or path.stem, max_files)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+            raise ArchiveError("invalid", f"{path.name} is not a readable zip file ({exc})") from exc
+    raise DatasetError(f"{str(path)!r} is neither a folder nor a .zip file")
+
+
+def _scan_folder(root: Path, max_files: int) -> list[tuple[list[str], str]]:
+    """Files up to 4 levels below root (see :func:`_strip_wrapper`); symlinks are not followed."""
+    found: list[list[str]] = []
+
+    def walk(folder: Path, parts: list[str]) -> None:
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if is_ignored(entry.name) or entry.is_symlink():
+                continue
+            if entry.is_dir() and len(parts) < 3:
+                walk(entry, [*parts, entry.name])
+            elif entry.is_file():
+                found.append([*parts, entry.name])
+                if len(found) > max_files:
+                    raise DatasetError(f"{str(root)!r} holds more than {max_files} files")
+
+    walk(root, [])
+    return _strip_wrapper(found)
+
+
+def _read_file(path: Path) -> bytes:
+    """One image file from disk, refusing files over _MAX_FILE_BYTES (reported as skipped)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DatasetError(f"unreadable: {exc.strerror or exc}") from exc
+    if len(data) > _MAX_FILE_BYTES:
+        raise DatasetError(f"too_large: the file is over {_MAX_FILE_BYTES // 2**20} MiB")
+    return data
+
+
+def _strip_wrapper(all_parts: list[list[str]]) -> list[tuple[list[str], str]]:
+    """(parts, relative name) per file, without one top folder that wraps everything
+    (``photos/cat/a.png`` -> ``cat/a.png``), as when a folder is zipped."""
+    entries = [(p, "/".join(p)) for p in all_parts]
+    tops = {p[0] for p, _ in entries}
+    if (
+        len(tops) == 1
+        and next(iter(tops)).lower() not in ("train", "test")
+        and all(len(p) > 1 for p, _ in entries)
+        and any(len(p) > 2 for p, _ in entries)
+    ):
+        entries = [(p[1:], rel) for p, rel in entries]
+    return entries
+
+
+def _build(
+    entries: list[tuple[list[str], str]],
+    read: Callable[[str], bytes],
+    input_shape: tuple[int, int, int],
+    test_fraction: float,
+    seed: int,
+    name: str,
+    max_files: int,
+) -> tuple[Dataset, FolderReport]:
+    """Group files into classes and splits, decode them and assemble the dataset."""
+    report = FolderReport()
+    tops = {p[0].lower() for p, _ in entries if len(p) > 1}
+    given = "train" in tops
+    report.layout = "split" if given and "test" in tops else "folders"
+    files: dict[str, dict[str, list[str]]] = {}  # class -> split -> names (relative)
+    for parts, rel in entries:
+        if given and len(parts) == 3 and parts[0].lower() in ("train", "test"):
+            split, cls = parts[0].lower(), parts[1]
+        elif not given and len(parts) == 2:
+            split, cls = "train", parts[0]
+        else:
+            report.skipped.append((rel, "not inside a class folder"))
+            continue
+        files.setdefault(cls, {"train": [], "test": []})[split].append(rel)
+    if len(files) > max_files:
+        raise DatasetError(f"too many class folders ({len(files)})")
+    if len(files) < 2:
+        found = f"only {sorted(files)}" if files else "none"
+        raise DatasetError(
+            f"need at least 2 class folders (cat/, dog/, ... or train/cat/, test/cat/, ...); found {found}"
+        )
+    classes = sorted(files)
+    x: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    y: dict[str, list[int]] = {"train": [], "test": []}
+    rng = np.random.default_rng(seed)
+    for label, cls in enumerate(classes):
+        decoded = {s: _decode_all(sorted(files[cls][s]), read, input_shape, report) for s in ("train", "test")}
+        if not decoded["train"]:
+            where = "train/" + cls if given else cls
+            raise DatasetError(f"class folder {where!r} has no usable image")
+        if report.layout == "folders":
+            decoded = _split(decoded["train"], test_fraction, rng)
+        for s in ("train", "test"):
+            x[s].extend(decoded[s])
+            y[s].extend([label] * len(decoded[s]))
+        report.counts[cls] = {s: len(decoded[s]) for s in ("train", "test")}
+    c, h, w = input_shape
+    arrays = {}
+    for s in ("train", "test"):
+        arrays[f"x_{s}"] = np.stack(x[s]) if x[s] else np.zeros((0, c, h, w), np.uint8)
+        arrays[f"y_{s}"] = np.array(y[s], dtype=np.int64)
+    description = f"Imported from {name}: {sum(len(v) for v in y.values())} images in {len(classes)} classes."
+    return Dataset(name, tuple(classes), description=description, **arrays), report
+
+
+def _decode_all(
+    names: list[str], read: Callable[[str], bytes], input_shape: tuple[int, int, int], report: FolderReport
+) -> list[np.ndarray]:
+    """(C, H, W) uint8 arrays of the decodable files; the others go to ``report.skipped``."""
+    out = []
+    for rel in names:
+        try:
+            img = open_image(read(rel))
+            out.append(to_uint8_chw(img, input_shape))
+        except ImageError as exc:
+            report.skipped.append((rel, f"{exc.kind}: {exc.message}"))
+        except ArchiveError:
+            raise
+        except DatasetError as exc:
+            report.skipped.append((rel, str(exc)))
+    return out
+
+
+def _split(images: list[np.ndarray], test_fraction: float, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """Seeded split of one class: round(f * n) test images, at least 1 and at most n - 1 (n >= 2)."""
+    n = len(images)
+    n_test = int(np.floor(test_fraction * n + 0.5))
+    if n >= 2 and test_fraction > 0:
+        n_test = min(max(n_test, 1), n - 1)
+    else:
+        n_test = 0
+    order = rng.permutation(n)
+    test = set(order[:n_test].tolist())
+    return {
+        "train": [images[i] for i in range(n) if i not in test],
+        "test": [images[i] for i in range(n) if i in test],
+    }

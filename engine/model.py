@@ -1,0 +1,262 @@
+"""A network built from a spec: forward, backward, loss gradients and the per-layer facts the page shows.
+
+Public tensors are NCHW (``(N, C, H, W)``) or ``(N, D)``; inside, feature maps are ``(C, N, H, W)``.
+Parameters are named ``layers.{i}.weight`` / ``layers.{i}.bias`` in PyTorch layouts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine import losses, ops
+from engine.layers import Layer, ReceptiveField, ShapeError, build_layer
+from engine.specs import ModelSpec, SpecError, parse_spec
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the page and API show for one layer."""
+
+    index: int
+    type: str
+    name: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    parameters: int
+    macs: int
+    receptive_field: ReceptiveField
+
+
+@dataclass
+class ForwardResult:
+    """``output``: the last layer's output; ``activations[i]``: layer i's output (NCHW or (N, D)) when kept."""
+
+    output: np.ndarray
+    caches: list[Any]
+    activations: list[np.ndarray] | None = None
+
+
+@dataclass
+class LossResult:
+    loss: float
+    probabilities: np.ndarray  # (N, K)
+    grads: dict[str, np.ndarray]
+
+
+class Model:
+    """A sequential CNN. Thread-safe for concurrent forward passes (caches are returned, not stored)."""
+
+    def __init__(self, spec: ModelSpec, layers: list[Layer], info: list[LayerInfo], dtype=np.float32):
+        self.spec = spec
+        self._dtype = np.dtype(dtype)
+        self.layers = layers
+        self.info = info
+        self.frozen: set[int] = set()
+        self.params: dict[str, np.ndarray] = {
+            f"layers.{i}.{name}": arr for i, layer in enumerate(layers) for name, arr in layer.params.items()
+        }
+
+    @classmethod
+    def build(cls, spec: ModelSpec | Mapping, *, seed: int = 0, dtype=np.float32,
+              max_parameters: int | None = None, max_values: int | None = None) -> "Model":
+        """Build from a spec, checking every shape; weights drawn from ``default_rng(seed)``.
+
+        ``max_parameters`` (weights in all) and ``max_values`` (activation values per example, all
+        layers) refuse a network too big to hold before anything is allocated.
+        Raises `SpecError` naming the layer: "layer 4 (maxpool2d): input 1x1 is smaller than pool_size 2".
+        """
+        if not isinstance(spec, ModelSpec):
+            spec = parse_spec(spec)
+        rng = np.random.default_rng(seed)
+        shape: tuple[int, ...] = tuple(spec.input_shape)
+        rf = ReceptiveField(size=1.0, jump=1.0, start=0.0)
+        layers, info, counts = [], [], {}
+        total_params = total_values = 0
+        for i, lspec in enumerate(spec.layers):
+            if max_parameters is not None:
+                total_params += _weight_count(lspec, shape)
+                if total_params > max_parameters:
+                    raise SpecError(f"layer {i} ({lspec.type}): the network would have over {max_parameters:,} parameters; make it smaller", i)
+            try:
+                layer = build_layer(lspec, shape, rng, dtype)
+                out_shape = layer.output_shape(shape)
+            except ShapeError as e:
+                raise SpecError(f"layer {i} ({lspec.type}): {e}", i) from None
+            total_values += int(np.prod(out_shape))
+            if max_values is not None and total_values > max_values:
+                raise SpecError(f"layer {i} ({lspec.type}): the activations of one image would exceed {max_values:,} values; use fewer filters or more pooling", i)
+            rf = layer.receptive_field(rf, shape)
+            counts[lspec.type] = counts.get(lspec.type, 0) + 1
+            info.append(
+                LayerInfo(
+                    index=i,
+                    type=lspec.type,
+                    name=f"{lspec.type}_{counts[lspec.type]}",
+                    input_shape=shape,
+                    output_shape=tuple(out_shape),
+                    parameters=int(sum(p.size for p in layer.params.values())),
+                    macs=layer.macs(shape),
+                    receptive_field=rf,
+                )
+            )
+            layers.append(layer)
+            shape = tuple(out_shape)
+        return cls(spec, layers, info, dtype)
+
+    # ---- facts -------------------------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.spec.input_shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.info[-1].output_shape
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(i.parameters for i in self.info)
+
+    @property
+    def ends_with_softmax(self) -> bool:
+        return self.spec.layers[-1].type == "softmax"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float32 at run time; float64 for gradient checks."""
+        return self._dtype
+
+    def trainable(self, index: int) -> bool:
+        return bool(self.layers[index].params) and index not in self.frozen
+
+    def set_frozen(self, indices: Iterable[int]) -> None:
+        """Freeze these layers (their weights get no gradient and no update); others are unfrozen."""
+        indices = set(int(i) for i in indices)
+        bad = sorted(i for i in indices if not (0 <= i < len(self.layers)) or not self.layers[i].params)
+        if bad:
+            raise ValueError(f"layers {bad} have no weights to freeze (layers with weights: {self.weighted_layers()})")
+        self.frozen = indices
+
+    def weighted_layers(self) -> list[int]:
+        return [i for i, layer in enumerate(self.layers) if layer.params]
+
+    # ---- passes ------------------------------------------------------------------------------
+    def forward(
+        self,
+        x: np.ndarray,
+        *,
+        train: bool = False,
+        rng: np.random.Generator | None = None,
+        keep: bool = False,
+        stop: int | None = None,
+    ) -> ForwardResult:
+        """``x: (N, C, H, W)`` -> output of layer ``stop - 1`` (default: the last).
+
+        ``keep=True`` also returns every layer's output (NCHW views). ``train`` turns dropout on
+        and needs ``rng``.
+        """
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ValueError(f"input must be (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        h = ops.nchw_to_cnhw(x.astype(self.dtype, copy=False))
+        caches, kept = [], ([] if keep else None)
+        for layer in self.layers[:stop]:
+            h, cache = layer.forward(h, train=train, rng=rng)
+            caches.append(cache)
+            if kept is not None:
+                kept.append(ops.cnhw_to_nchw(h))
+        return ForwardResult(output=ops.cnhw_to_nchw(h), caches=caches, activations=kept)
+
+    def backward(
+        self,
+        dout: np.ndarray,
+        caches: list[Any],
+        *,
+        start: int | None = None,
+        stop: int = 0,
+        need_dx: bool = True,
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Back-propagate ``dout`` (gradient w.r.t. the output of layer ``start - 1``, default the last)
+        down to the input of layer ``stop``. Returns ``(dx, grads)``: dx in NCHW (None unless
+        ``need_dx``), grads for every trainable parameter in the layers passed through.
+        """
+        start = len(caches) if start is None else start
+        d = ops.nchw_to_cnhw(dout) if dout.ndim == 4 else dout
+        grads: dict[str, np.ndarray] = {}
+        if not need_dx:
+            # Nothing below the lowest trainable layer needs a gradient (frozen features, the input):
+            # stopping there also skips the first convolution's col2im, the costliest step.
+            trainable = [i for i in range(stop, start) if self.trainable(i)]
+            stop = trainable[0] if trainable else start
+        for i in range(start - 1, stop - 1, -1):
+            layer = self.layers[i]
+            d, g = layer.backward(d, caches[i], need_dx=need_dx or i > stop, need_grads=self.trainable(i))
+            for name, arr in g.items():
+                grads[f"layers.{i}.{name}"] = arr
+            if d is None:
+                break
+        return (ops.cnhw_to_nchw(d) if d is not None and need_dx else None), grads
+
+    def loss_and_grads(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        loss: str = "cross_entropy",
+        train: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> LossResult:
+        """One forward and backward pass on a batch: ``x: (N, C, H, W)``, ``y: (N,)`` class indices.
+
+        Cross-entropy is fused with a final softmax layer (gradient ``p - onehot`` into its input);
+        MSE is taken on the network's output (after softmax if it has one), as in the classic explanation.
+        """
+        if loss not in losses.LOSSES:
+            raise ValueError(f"loss must be one of {losses.LOSSES}, got {loss!r}")
+        fused = loss == "cross_entropy" and self.ends_with_softmax
+        n_layers = len(self.layers) - 1 if fused else len(self.layers)
+        res = self.forward(x, train=train, rng=rng, stop=n_layers)
+        if loss == "cross_entropy":
+            value, dout, probs = losses.softmax_cross_entropy(res.output, y)
+        else:
+            probs = res.output
+            value, dout = losses.mean_squared_error(res.output, y)
+        _, grads = self.backward(dout, res.caches, need_dx=False)
+        return LossResult(loss=value, probabilities=probs, grads=grads)
+
+    def predict_proba(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(N, K)`` in evaluation mode (softmax applied if the spec has none)."""
+        outs = []
+        for i in range(0, len(x), batch_size):
+            out = self.forward(x[i : i + batch_size]).output
+            outs.append(out if self.ends_with_softmax else np.exp(losses.log_softmax(out)))
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, dtype=self.dtype)
+
+    # ---- state -------------------------------------------------------------------------------
+    def copy(self) -> "Model":
+        """An independent copy (weights and frozen set)."""
+        return copy.deepcopy(self)
+
+    def load_params(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Copy ``arrays`` into the parameters in place, after checking names and shapes match exactly."""
+        missing = sorted(set(self.params) - set(arrays))
+        extra = sorted(set(arrays) - set(self.params))
+        if missing or extra:
+            raise ValueError(f"parameters do not match the spec: missing {missing}, unexpected {extra}")
+        for name, arr in arrays.items():
+            if tuple(arr.shape) != self.params[name].shape:
+                raise ValueError(f"{name}: shape {tuple(arr.shape)} does not match the spec's {self.params[name].shape}")
+        for name, arr in arrays.items():
+            self.params[name][...] = arr
+
+
+def _weight_count(lspec: Any, in_shape: tuple[int, ...]) -> int:
+    """Weights a layer would allocate on ``in_shape`` (counted before allocating them)."""
+    if lspec.type == "conv2d":
+        return lspec.filters * (in_shape[0] * lspec.kernel_size**2 + int(lspec.bias))
+    if lspec.type == "dense" and len(in_shape) == 1:  # a misplaced dense layer gets its shape error instead
+        return lspec.units * (in_shape[0] + int(lspec.bias))
+    return 0

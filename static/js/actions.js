@@ -1,0 +1,300 @@
+// @ts-check
+/**
+ * What the page can do: load models, run inputs through them, select and hover units, change the
+ * colour scale, evaluate, explain. Views call these; they talk to the server through the API and
+ * write results to the store. A failed request shows the server's message and keeps the state.
+ */
+import { ApiError } from './api.js';
+import { forwardStats } from './scale.js';
+
+const FIRST_SAMPLE = /** @type {import('./state.js').InputRef} */ ({ kind: 'sample', split: 'test', index: 0 });
+
+/**
+ * @param {import('./state.js').Store} store
+ * @param {import('./api.js').Api} api
+ */
+export function createActions(store, api) {
+  let forwardSeq = 0;
+  let messageSeq = 0;
+
+  /**
+   * Show a message; info messages fade after a few seconds, errors stay until replaced or closed.
+   * @param {'error'|'info'} kind
+   * @param {string} text
+   */
+  function notify(kind, text) {
+    const id = ++messageSeq;
+    store.set({ message: { kind, text, id } });
+    if (kind === 'info') setTimeout(() => store.get().message?.id === id && store.set({ message: null }), 5000);
+  }
+
+  /** @param {unknown} err */
+  function fail(err) {
+    const text = err instanceof ApiError ? err.detail : err instanceof Error ? err.message : String(err);
+    notify('error', text);
+  }
+
+  /**
+   * Refresh the list of models (for the model picker).
+   */
+  async function refreshModels() {
+    try {
+      const r = await api.listModels();
+      store.set({ models: Array.isArray(r) ? r : r.models || [] });
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  /**
+   * Make `id` the current model and run an input through it (the current input when the dataset
+   * is the same, else the first test sample).
+   * @param {string} id
+   * @param {{input?: import('./state.js').InputRef, keepHistory?: boolean}} [opts]
+   */
+  async function loadModel(id, opts = {}) {
+    const prev = store.get();
+    const model = await api.getModel(id);
+    const sameData = prev.dataset?.name === model.dataset;
+    const [dataset, forwardInput] = await Promise.all([
+      sameData ? prev.dataset : api.getDataset(model.dataset).catch(() => null),
+      (async () => {
+        const candidates = [opts.input, sameData ? prev.input : null, FIRST_SAMPLE].filter(Boolean);
+        let lastErr;
+        for (const ref of /** @type {import('./state.js').InputRef[]} */ (candidates)) {
+          try {
+            return { ref, forward: await api.forward(id, ref) };
+          } catch (err) {
+            lastErr = err;
+          }
+        }
+        throw lastErr;
+      })(),
+    ]);
+    const { forward } = forwardInput;
+    const ref = forwardInput.ref.kind === 'sample' && forward.label !== null ? { ...forwardInput.ref, label: forward.label } : forwardInput.ref;
+    const firstConv = model.layers.findIndex((/** @type {any} */ l) => l.output_shape.length === 3);
+    const keepSel = prev.model?.id === id && prev.selection;
+    store.set({
+      model,
+      dataset,
+      input: ref,
+      forward,
+      stats: forwardStats(forward),
+      selection: keepSel || (firstConv >= 0 ? { layer: firstConv, channel: 0 } : null),
+      hover: null,
+      filters: new Map(),
+      filtersStep: -1,
+      evaluation: prev.model?.id === id ? prev.evaluation : null,
+      explanation: null,
+      locked: prev.model?.id === id ? prev.locked : null,
+      colour: prev.model?.id === id ? prev.colour : { ...prev.colour, locked: false },
+      history: opts.keepHistory ? prev.history : { steps: [], evaluations: [], events: [] },
+      loading: false,
+    });
+    loadHistory(id);
+  }
+
+  /** @param {string} id */
+  async function loadHistory(id) {
+    try {
+      const h = await api.history(id);
+      if (store.get().model?.id !== id) return;
+      store.set({ history: { steps: h.steps || [], evaluations: h.evaluations || [], events: h.events || [] } });
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  return {
+    notify,
+    fail,
+    refreshModels,
+    loadHistory,
+
+    /** First load: the ready model (or any model, or a fresh TinyVGG) with a sample run through it. */
+    async start() {
+      const boot = store.get().boot;
+      try {
+        let id = boot.default_model_id;
+        if (!id) {
+          const r = await api.listModels();
+          const models = Array.isArray(r) ? r : r.models || [];
+          id = models[0]?.id;
+          if (!id) id = (await api.createModel({ preset: 'tiny-vgg', dataset: 'shapes', name: 'TinyVGG on shapes' })).id;
+        }
+        await loadModel(id);
+      } catch (err) {
+        store.set({ loading: false });
+        fail(err);
+      }
+      refreshModels();
+    },
+
+    /**
+     * Switch to another model.
+     * @param {string} id
+     */
+    async switchModel(id) {
+      try {
+        await loadModel(id);
+      } catch (err) {
+        fail(err);
+      }
+    },
+
+    /**
+     * Create a model (`{"preset"|"spec"|"from", "dataset"?, "name"?}`) and switch to it.
+     * @param {Record<string, any>} body
+     * @param {string} [okText]
+     * @returns {Promise<boolean>}
+     */
+    async createModel(body, okText) {
+      try {
+        const m = await api.createModel(body);
+        await loadModel(m.id, { input: store.get().dataset?.name === m.dataset ? store.get().input ?? undefined : undefined });
+        refreshModels();
+        notify('info', okText || `Created “${m.name}”.`);
+        return true;
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+    },
+
+    /**
+     * Run an input through the current model. On error the previous maps stay.
+     * @param {import('./state.js').InputRef} ref
+     * @returns {Promise<boolean>}
+     */
+    async runInput(ref) {
+      const model = store.get().model;
+      if (!model) return false;
+      const seq = ++forwardSeq;
+      try {
+        const forward = await api.forward(model.id, ref);
+        if (seq !== forwardSeq) return false;
+        const input = ref.kind === 'sample' && forward.label !== null ? { ...ref, label: forward.label } : ref;
+        store.set({ input, forward, stats: forwardStats(forward), explanation: null });
+        return true;
+      } catch (err) {
+        if (seq === forwardSeq) fail(err);
+        return false;
+      }
+    },
+
+    /**
+     * Upload an image file (or a drawing) and run it through the network.
+     * @param {Blob} file
+     * @param {string} name shown in the page
+     */
+    async upload(file, name) {
+      const model = store.get().model;
+      if (!model) return false;
+      try {
+        const img = await api.uploadImage(file);
+        return await this.runInput({ kind: 'image', id: img.id, name });
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+    },
+
+    /** Re-run the current input (after the weights changed). */
+    async refresh() {
+      const { input } = store.get();
+      if (input) await this.runInput(input);
+    },
+
+    /**
+     * Show a forward result that arrived by other means (live training).
+     * @param {import('./state.js').Forward} forward
+     */
+    showForward(forward) {
+      store.set({ forward, stats: forwardStats(forward) });
+    },
+
+    /**
+     * @param {number} layer
+     * @param {number} channel
+     * @param {boolean} [reveal] also bring the detail panel forward
+     */
+    select(layer, channel, reveal = false) {
+      store.set({ selection: { layer, channel }, ...(reveal ? { tab: 'detail' } : {}) });
+    },
+
+    /** @param {any} hover */
+    hover(hover) {
+      store.set({ hover });
+    },
+
+    /** @param {string} tab */
+    setTab(tab) {
+      store.set({ tab });
+    },
+
+    /** @param {Partial<import('./scale.js').ColourSettings>} patch */
+    setColour(patch) {
+      const { colour, stats } = store.get();
+      const next = { ...colour, ...patch };
+      store.set({ colour: next, ...(patch.locked !== undefined ? { locked: patch.locked ? stats : null } : {}) });
+    },
+
+    /**
+     * Fetch the filters (weights) of some layers for the current model's step, caching them.
+     * @param {number[]} layers
+     */
+    async loadFilters(layers) {
+      const { model, filters, filtersStep } = store.get();
+      if (!model) return;
+      const fresh = filtersStep === model.step ? filters : new Map();
+      const missing = layers.filter((i) => !fresh.has(i));
+      if (!missing.length && fresh === filters) return;
+      const got = await Promise.all(missing.map((i) => api.filters(model.id, i).catch((err) => ({
+        shape: [], data: new Float32Array(0), bias: null, error: err instanceof ApiError ? err.detail : String(err),
+      }))));
+      const now = store.get();
+      if (now.model?.id !== model.id || now.model.step !== model.step) return;
+      const next = new Map(now.filtersStep === model.step ? now.filters : []);
+      missing.forEach((i, k) => next.set(i, got[k]));
+      store.set({ filters: next, filtersStep: model.step });
+    },
+
+    /** Evaluate the current model on its test split. */
+    async evaluate() {
+      const model = store.get().model;
+      if (!model) return;
+      try {
+        const ev = await api.evaluate(model.id, 'test');
+        store.set({ evaluation: { ...ev, step: model.step } });
+      } catch (err) {
+        fail(err);
+      }
+    },
+
+    /**
+     * Explain the current prediction with a saliency map, Grad-CAM or occlusion (null: hide).
+     * @param {string | null} method
+     */
+    async explain(method) {
+      const { model, input } = store.get();
+      if (!method || !model || !input) {
+        store.set({ explanation: null });
+        return;
+      }
+      try {
+        const r = await api.explain(model.id, input, method, null);
+        store.set({ explanation: { method, map: r.map } });
+      } catch (err) {
+        fail(err);
+      }
+    },
+
+    /** @param {string} id @param {import('./state.js').InputRef} [input] */
+    loadModel: (id, input) => loadModel(id, { input }),
+    /** @param {string} id */
+    reloadModel: (id) => loadModel(id, { keepHistory: true }),
+  };
+}
+
+/** @typedef {ReturnType<typeof createActions>} Actions */

@@ -1,0 +1,191 @@
+// @ts-check
+/**
+ * The only module that talks to the server: REST v1 over fetch and the live-training WebSocket.
+ * Every error becomes an ApiError carrying the server's `detail` text.
+ */
+import { decodeTensor } from './tensor.js';
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the server could not be reached)
+   * @param {string} detail the server's message
+   * @param {any} [body] the whole error body (e.g. a spec error's `layer_index`)
+   */
+  constructor(status, detail, body = null) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+/**
+ * Turn any FastAPI error body into one line of text.
+ * @param {any} body
+ * @param {number} status
+ */
+function detailText(body, status) {
+  const d = body && body.detail;
+  if (typeof d === 'string') return d;
+  if (Array.isArray(d)) return d.map((e) => (e && e.msg ? `${(e.loc || []).slice(1).join('.')}: ${e.msg}` : String(e))).join('; ');
+  return `the server answered ${status}`;
+}
+
+/**
+ * @typedef {import('./state.js').InputRef} InputRef
+ * @typedef {import('./state.js').Forward} Forward
+ */
+
+/**
+ * The JSON body that names an input.
+ * @param {InputRef} ref
+ */
+export function inputBody(ref) {
+  return ref.kind === 'sample' ? { sample: { split: ref.split, index: ref.index } } : { image_id: ref.id };
+}
+
+/**
+ * Decode a forward response (also the shape of a live "activations" message).
+ * @param {any} r
+ * @returns {Forward}
+ */
+export function decodeForward(r) {
+  return {
+    step: r.step,
+    input: batched(decodeTensor(r.input)),
+    layers: r.layers.map((/** @type {any} */ l) => ({ ...l, output: batched(decodeTensor(l.output)) })),
+    probabilities: r.probabilities,
+    classes: r.classes,
+    prediction: r.prediction,
+    label: typeof r.label === 'number' ? r.label : null,
+  };
+}
+
+/**
+ * One example as a batch of one: (C, H, W) -> (1, C, H, W), (D,) -> (1, D); batched shapes pass.
+ * @param {import('./tensor.js').Tensor} t
+ */
+function batched(t) {
+  return t.shape.length === 3 || t.shape.length === 1 ? { ...t, shape: [1, ...t.shape] } : t;
+}
+
+/**
+ * Create the API client.
+ * @param {string} base e.g. "/api/v1"
+ */
+export function createApi(base) {
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{json?: any, form?: FormData}} [opts]
+   */
+  async function request(method, path, opts = {}) {
+    /** @type {RequestInit} */
+    const init = { method, headers: { Accept: 'application/json' } };
+    if (opts.json !== undefined) {
+      init.body = JSON.stringify(opts.json);
+      init.headers = { ...init.headers, 'Content-Type': 'application/json' };
+    } else if (opts.form) init.body = opts.form;
+    let res;
+    try {
+      res = await fetch(base + path, init);
+    } catch {
+      throw new ApiError(0, 'The server cannot be reached. Is it still running?');
+    }
+    const body = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) throw new ApiError(res.status, detailText(body, res.status), body);
+    return body;
+  }
+
+  const enc = encodeURIComponent;
+  const model = (/** @type {string} */ id) => `/models/${enc(id)}`;
+
+  return {
+    listModels: () => request('GET', '/models'),
+    getModel: (/** @type {string} */ id) => request('GET', model(id)),
+    /** @param {Record<string, any>} body {"preset"|"spec"|"from", "dataset"?, "name"?, ...} */
+    createModel: (body) => request('POST', '/models', { json: body }),
+    /** @param {string} id @param {Record<string, any>} patch */
+    patchModel: (id, patch) => request('PATCH', model(id), { json: patch }),
+    deleteModel: (/** @type {string} */ id) => request('DELETE', model(id)),
+    getDataset: (/** @type {string} */ name) => request('GET', `/datasets/${enc(name)}`),
+    listDatasets: () => request('GET', '/datasets'),
+    /** @param {string} name @param {string} split @param {number} index */
+    sampleUrl: (name, split, index) => `${base}/datasets/${enc(name)}/samples/${enc(split)}/${index}.png`,
+    imageUrl: (/** @type {string} */ id) => `${base}/images/${enc(id)}`,
+    /** @param {Blob} file */
+    uploadImage(file) {
+      const form = new FormData();
+      form.append('file', file, file instanceof File ? file.name : 'drawing.png');
+      return request('POST', '/images', { form });
+    },
+    /** @param {string} id @param {InputRef} ref @returns {Promise<Forward>} */
+    async forward(id, ref) {
+      return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref) }));
+    },
+    /** @param {string} id @param {number} layer */
+    async filters(id, layer) {
+      const r = await request('GET', `${model(id)}/layers/${layer}/filters`);
+      const bias = r.bias && typeof r.bias === 'object' && !Array.isArray(r.bias) ? decodeTensor(r.bias).data : r.bias ? Float32Array.from(r.bias) : null;
+      return { ...decodeTensor(r), bias };
+    },
+    /** @param {string} id @param {Record<string, any>} body */
+    train: (id, body) => request('POST', `${model(id)}/train`, { json: body }),
+    /** @param {string} id @param {string} split */
+    evaluate: (id, split) => request('POST', `${model(id)}/evaluate`, { json: { split } }),
+    history: (/** @type {string} */ id) => request('GET', `${model(id)}/history`),
+    /** @param {string} id @param {Record<string, any>} [body] */
+    reset: (id, body = {}) => request('POST', `${model(id)}/reset`, { json: body }),
+    /** @param {any} spec */
+    validateSpec: (spec) => request('POST', '/specs/validate', { json: { spec } }),
+    /** @param {string} id @param {InputRef} ref @param {string} method @param {number | null} target */
+    async explain(id, ref, method, target) {
+      const r = await request('POST', `${model(id)}/explain`, { json: { ...inputBody(ref), method, target } });
+      return { ...r, map: decodeTensor(r.map) };
+    },
+    /** @param {string} id @param {number} count */
+    async trainBatch(id, count) {
+      const r = await request('GET', `${model(id)}/train/batch?count=${count}`);
+      return { ...r, images: decodeTensor(r.images) };
+    },
+
+    /**
+     * Open the live-training socket. Messages sent before it opens are queued.
+     * @param {string} id
+     * @param {{onMessage: (msg: any) => void, onClose: (ev: CloseEvent) => void}} handlers
+     */
+    live(id, handlers) {
+      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+      const ws = new WebSocket(`${scheme}://${location.host}${base}${model(id)}/live`);
+      /** @type {string[]} */
+      const queue = [];
+      ws.addEventListener('open', () => {
+        for (const m of queue.splice(0)) ws.send(m);
+      });
+      ws.addEventListener('message', (ev) => {
+        let msg;
+        try {
+          msg = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        handlers.onMessage(msg);
+      });
+      ws.addEventListener('close', (ev) => handlers.onClose(ev));
+      return {
+        /** @param {Record<string, any>} msg */
+        send(msg) {
+          const text = JSON.stringify(msg);
+          if (ws.readyState === WebSocket.OPEN) ws.send(text);
+          else if (ws.readyState === WebSocket.CONNECTING) queue.push(text);
+        },
+        close: () => ws.close(),
+        get open() {
+          return ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING;
+        },
+      };
+    },
+  };
+}
+
+/** @typedef {ReturnType<typeof createApi>} Api */

@@ -1,0 +1,238 @@
+// @ts-check
+/**
+ * Training from the page: single and N-step training over REST, play/pause over the live
+ * WebSocket (progress, evaluations and the pinned image's activations stream back), hyperparameter
+ * changes (marked on the curves), reset. A ready-trained (read-only) model is copied first.
+ */
+import { decodeForward, inputBody } from './api.js';
+
+const EVAL_EVERY = 100;
+const ACTIVATIONS_MS = 250;
+
+/**
+ * @param {import('./state.js').Store} store
+ * @param {import('./api.js').Api} api
+ * @param {import('./actions.js').Actions} actions
+ */
+export function createTrainer(store, api, actions) {
+  /** @type {ReturnType<import('./api.js').Api['live']> | null} */
+  let socket = null;
+  /** @type {string | null} */
+  let socketModel = null;
+  /** @type {Record<string, any>} */
+  let pendingHyper = {};
+
+  /** @param {Partial<import('./state.js').State['training']>} patch */
+  function setTraining(patch) {
+    store.set({ training: { ...store.get().training, ...patch } });
+  }
+
+  /** @param {import('./state.js').StepPoint[]} points */
+  function appendSteps(points) {
+    const h = store.get().history;
+    store.set({ history: { ...h, steps: h.steps.concat(points) } });
+  }
+
+  /** @param {number} step @param {Record<string, any>} changes */
+  function markEvent(step, changes) {
+    const h = store.get().history;
+    store.set({ history: { ...h, events: h.events.concat([{ step, changes }]) } });
+  }
+
+  /** The current model, copied first when it is a read-only ready model. */
+  async function trainable() {
+    const model = store.get().model;
+    if (!model) return null;
+    if (!model.read_only) return model;
+    const ok = await actions.createModel({ from: model.id, name: `${model.name} (my copy)` },
+      `“${model.name}” is a ready-trained model, so you are training a copy of it.`);
+    if (!ok) return null;
+    const copy = store.get().model;
+    if (copy && Object.keys(pendingHyper).length) {
+      try {
+        store.set({ model: await api.patchModel(copy.id, { training: pendingHyper }) });
+      } catch (err) {
+        actions.fail(err);
+      }
+    }
+    pendingHyper = {};
+    return store.get().model;
+  }
+
+  function closeSocket() {
+    socket?.close();
+    socket = null;
+    socketModel = null;
+  }
+
+  /** After training stopped: the model's step and epoch, the full history, fresh maps. */
+  async function sync() {
+    const model = store.get().model;
+    if (!model) return;
+    try {
+      const fresh = await api.getModel(model.id);
+      if (store.get().model?.id === model.id) store.set({ model: fresh });
+    } catch (err) {
+      actions.fail(err);
+    }
+    await Promise.all([actions.loadHistory(model.id), actions.refresh()]);
+  }
+
+  /** @param {any} msg */
+  function onMessage(msg) {
+    const model = store.get().model;
+    if (!model || model.id !== socketModel) return;
+    if (msg.type === 'progress') {
+      const extra = { learning_rate: msg.learning_rate, epoch: msg.epoch };
+      const last = store.get().history.steps.at(-1)?.step ?? -1;
+      const steps = Array.isArray(msg.steps) && msg.steps.length ? msg.steps : [{ step: msg.step, loss: msg.loss, accuracy: msg.accuracy }];
+      appendSteps(steps.filter((/** @type {any} */ p) => p.step > last).map((/** @type {any} */ p) => ({ ...extra, ...p })));
+      store.set({ model: { ...model, step: msg.step, epoch: msg.epoch ?? model.epoch } });
+      setTraining({ stepsPerSecond: msg.steps_per_second ?? 0 });
+    } else if (msg.type === 'evaluation') {
+      const h = store.get().history;
+      const { type, ...ev } = msg;
+      store.set({ history: { ...h, evaluations: h.evaluations.concat([ev]) }, evaluation: ev });
+    } else if (msg.type === 'activations') {
+      actions.showForward(decodeForward(msg));
+    } else if (msg.type === 'state') {
+      const was = store.get().training.playing;
+      setTraining({ playing: !!msg.playing, live: true });
+      if (typeof msg.step === 'number') {
+        store.set({ model: { ...model, step: msg.step, epoch: msg.epoch ?? model.epoch, training: msg.hyperparameters ?? model.training } });
+      }
+      if (was && !msg.playing) sync();
+    } else if (msg.type === 'error') {
+      actions.fail(msg.detail || 'training failed');
+    }
+  }
+
+  /** @param {CloseEvent} ev */
+  function onClose(ev) {
+    const was = store.get().training.playing;
+    socket = null;
+    socketModel = null;
+    setTraining({ playing: false, live: false, stepsPerSecond: 0 });
+    if (ev.code !== 1000 && ev.code !== 1005 && ev.reason) actions.notify('error', ev.reason);
+    if (was) sync();
+  }
+
+  /** @param {string} id */
+  function openSocket(id) {
+    if (socket && socketModel === id && socket.open) return socket;
+    closeSocket();
+    socketModel = id;
+    socket = api.live(id, { onMessage, onClose });
+    return socket;
+  }
+
+  return {
+    /**
+     * Train `n` mini-batches (REST), then refresh the maps.
+     * @param {number} n
+     */
+    async step(n) {
+      const t = store.get().training;
+      if (t.playing || t.busy) return;
+      const model = await trainable();
+      if (!model) return;
+      setTraining({ busy: true });
+      const t0 = performance.now();
+      try {
+        const r = await api.train(model.id, { steps: n });
+        const first = r.step - r.loss.length + 1;
+        appendSteps(r.loss.map((/** @type {number} */ loss, /** @type {number} */ i) => ({
+          step: first + i, loss, accuracy: r.accuracy[i], learning_rate: r.learning_rate,
+        })));
+        const secs = (performance.now() - t0) / 1000;
+        setTraining({ stepsPerSecond: r.loss.length / Math.max(secs, 1e-3) });
+        store.set({ model: { ...store.get().model, step: r.step, epoch: r.epoch ?? model.epoch } });
+        await sync();
+      } catch (err) {
+        actions.fail(err);
+      } finally {
+        setTraining({ busy: false });
+      }
+    },
+
+    /** Start live training with the pinned (current) image. */
+    async play() {
+      if (store.get().training.playing) return;
+      const model = await trainable();
+      if (!model) return;
+      const input = store.get().input;
+      const ws = openSocket(model.id);
+      setTraining({ playing: true });
+      ws.send({
+        action: 'play', eval_every: EVAL_EVERY, activations_every_ms: ACTIVATIONS_MS, dtype: 'float16',
+        ...(input ? { pin: inputBody(input) } : {}),
+      });
+    },
+
+    pause() {
+      if (socket) socket.send({ action: 'pause' });
+      else setTraining({ playing: false });
+    },
+
+    /** Follow a new input while playing (the live maps show it). */
+    repin() {
+      const { input, training } = store.get();
+      if (socket && training.playing && input) socket.send({ action: 'play', pin: inputBody(input) });
+    },
+
+    /**
+     * Change hyperparameters: live while playing, else on the model; each change marks the curves.
+     * @param {Record<string, any>} changes
+     */
+    async setHyper(changes) {
+      const { model, training } = store.get();
+      if (!model) return;
+      if (model.read_only) {
+        pendingHyper = { ...pendingHyper, ...changes };
+        store.set({ model: { ...model, training: { ...model.training, ...changes } } });
+        return;
+      }
+      if (socket && training.playing) {
+        socket.send({ action: 'play', ...changes });
+        store.set({ model: { ...model, training: { ...model.training, ...changes } } });
+        markEvent(model.step, changes);
+        return;
+      }
+      try {
+        const updated = await api.patchModel(model.id, { training: changes });
+        if (store.get().model?.id !== model.id) return;
+        store.set({ model: { ...store.get().model, training: updated.training } });
+        markEvent(model.step, changes);
+      } catch (err) {
+        actions.fail(err);
+        store.set({ model: { ...store.get().model } });
+      }
+    },
+
+    /** New random weights: the curves start again. */
+    async reset() {
+      const model = store.get().model;
+      if (!model || model.read_only) return;
+      if (store.get().training.playing) this.pause();
+      try {
+        await api.reset(model.id);
+        store.set({ evaluation: null });
+        await actions.loadModel(model.id, store.get().input ?? undefined);
+        actions.notify('info', 'The weights were reset to new random values.');
+      } catch (err) {
+        actions.fail(err);
+      }
+    },
+
+    /** Close the socket when the page switches model. */
+    detach() {
+      closeSocket();
+      setTraining({ playing: false, live: false, stepsPerSecond: 0 });
+    },
+
+    /** @returns {string | null} */
+    socketModel: () => socketModel,
+  };
+}
+
+/** @typedef {ReturnType<typeof createTrainer>} Trainer */

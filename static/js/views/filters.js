@@ -1,0 +1,122 @@
+// @ts-check
+/**
+ * The filters gallery: one conv layer at a time, every filter large enough to read. First-layer
+ * filters of RGB models are shown in colour; deeper filters as a row of slices per input channel,
+ * all on one symmetric diverging scale per layer. While training plays they refresh about once a second.
+ */
+import { COLORMAPS } from '../colormap.js';
+import { h, replaceChildren, setText } from '../dom.js';
+import { layerTitle } from '../format.js';
+import { createLegend, updateLegend } from '../legend.js';
+import { crispSize, drawColourFilter, drawSlices, maxAbs } from '../slices.js';
+
+const REFRESH_MS = 1000;
+
+/**
+ * @param {HTMLElement} root
+ * @param {any} ctx
+ */
+export function mount(root, ctx) {
+  const picker = h('div', { class: 'segmented', role: 'radiogroup', 'aria-label': 'Conv layer' });
+  const note = h('p', { class: 'detail-note' });
+  const legend = createLegend('Colour scale of the filters');
+  const gallery = h('div', { class: 'gallery' });
+  const empty = h('p', { class: 'empty', hidden: true }, 'This network has no convolution layers.');
+  root.append(h('div', { class: 'panel-head' }, h('h3', {}, 'Filters'), picker), h('div', { class: 'filters-meta' }, note, legend), gallery, empty);
+  /** @param {Event} ev */
+  const pick = (ev) => {
+    const el = /** @type {HTMLElement} */ (ev.target).closest('[data-filter]');
+    if (el instanceof HTMLElement) ctx.actions.select(view.layer, Number(el.dataset.filter), true);
+  };
+  gallery.addEventListener('click', pick);
+  gallery.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') {
+      ev.preventDefault();
+      pick(ev);
+    }
+  });
+  const view = { root, ctx, picker, note, legend, gallery, empty, layer: -1, key: '', lastFetch: 0, drawnKey: '', timer: /** @type {any} */ (0) };
+  return view;
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ * @param {Set<string>} changed
+ */
+export function render(view, state, changed) {
+  const { model } = state;
+  if (!model || state.tab !== 'filters') return;
+  const convs = model.layers.filter((/** @type {any} */ l) => l.type === 'conv2d').map((/** @type {any} */ l) => l.index);
+  const key = `${model.id}|${convs.join(',')}`;
+  if (key !== view.key) {
+    view.key = key;
+    view.layer = convs[0] ?? -1;
+    replaceChildren(view.picker, convs.map((/** @type {number} */ i) => {
+      const id = `filters-layer-${i}`;
+      const input = h('input', { type: 'radio', name: 'filters-layer', id, value: String(i), class: 'visually-hidden', checked: i === view.layer });
+      input.addEventListener('change', () => {
+        view.layer = i;
+        view.drawnKey = '';
+        render(view, view.ctx.store.get(), new Set(['filters']));
+      });
+      return [input, h('label', { for: id, class: 'seg' }, `${layerTitle(model.layers[i])} ${i}`)];
+    }));
+  }
+  view.empty.hidden = convs.length > 0;
+  if (view.layer < 0) return;
+  const f = state.filtersStep === model.step ? state.filters.get(view.layer) : undefined;
+  if (!f) {
+    const now = performance.now();
+    if (now - view.lastFetch > (state.training.playing ? REFRESH_MS : 0)) {
+      view.lastFetch = now;
+      view.ctx.actions.loadFilters([view.layer]);
+    } else if (!view.timer) {
+      view.timer = setTimeout(() => {
+        view.timer = 0;
+        render(view, view.ctx.store.get(), new Set(['filters']));
+      }, REFRESH_MS);
+    }
+    if (!view.gallery.children.length) setText(view.note, 'Loading the filters…');
+    return;
+  }
+  const drawnKey = `${model.id}:${state.filtersStep}:${view.layer}:${state.colour.cmap}`;
+  if (drawnKey === view.drawnKey) return;
+  view.drawnKey = drawnKey;
+  if (f.error) {
+    setText(view.note, f.error);
+    return;
+  }
+  draw(view, state, f);
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ * @param {import('../state.js').Filters} f
+ */
+function draw(view, state, f) {
+  const model = /** @type {Record<string, any>} */ (state.model);
+  const [n, c, kh, kw] = f.shape;
+  const m = maxAbs(f.data, 0, f.data.length);
+  const cmap = COLORMAPS[state.colour.cmap]?.kind === 'diverging' ? state.colour.cmap : state.colour.diverging;
+  const colour = c === 3 && view.layer === model.layers.findIndex((/** @type {any} */ l) => l.type === 'conv2d');
+  const px = colour ? crispSize(Math.max(kh, kw), 64, 96) : crispSize(Math.max(kh, kw), c > 16 ? 36 : 44, c > 16 ? 48 : 64);
+  setText(view.note, `${layerTitle(model.layers[view.layer])} ${view.layer}: ${n} filters, each ${c} channel${c > 1 ? 's' : ''} × ${kh}×${kw}, step ${model.step}.${colour ? ' Shown in colour (the channels are red, green, blue), then per channel.' : ''} Click a filter for its map.`);
+  updateLegend(view.legend, { lo: -m, hi: m, cmap });
+  if (view.gallery.children.length !== n || view.gallery.dataset.shape !== f.shape.join('x')) {
+    view.gallery.dataset.shape = f.shape.join('x');
+    replaceChildren(view.gallery, Array.from({ length: n }, (_, i) =>
+      h('div', { class: 'filter-row', role: 'button', tabindex: '0', dataset: { filter: String(i) }, 'aria-label': `Filter ${i}: show its map` },
+        h('span', { class: 'filter-index' }, `#${i}`),
+        colour ? h('canvas', { class: 'map filter-colour', 'aria-hidden': 'true' }) : null,
+        h('div', { class: 'slices' }))));
+  }
+  view.gallery.classList.toggle('is-colour', colour);
+  Array.from(view.gallery.children).forEach((row, i) => {
+    const off = i * c * kh * kw;
+    const cc = row.querySelector('canvas.filter-colour');
+    if (cc instanceof HTMLCanvasElement) drawColourFilter(cc, f.data, off, kh, kw, m, px);
+    drawSlices(/** @type {HTMLElement} */ (row.querySelector('.slices')), f.data, off, c, kh, kw, m, cmap, colour ? Math.round(px * 0.4) : px, (k) => (colour ? 'RGB'[k] : `${k}`));
+  });
+}

@@ -1,0 +1,204 @@
+// @ts-check
+/**
+ * The input panel: what the network sees (the preprocessed input, with the hovered unit's
+ * receptive field outlined), the prediction, and every way to give it an image: file picker,
+ * drag and drop, paste, a drawing pad and a strip of samples from the model's dataset.
+ */
+import { drawInput, drawMap } from '../canvas.js';
+import { h, replaceChildren, setText } from '../dom.js';
+import { createDrawPad } from '../drawpad.js';
+import { fmtPct, fmtShape, prettyClass } from '../format.js';
+import { createLegend, updateLegend } from '../legend.js';
+import { tensorStats } from '../scale.js';
+
+const STRIP = 10;
+
+/**
+ * @param {HTMLElement} root
+ * @param {any} ctx
+ */
+export function mount(root, ctx) {
+  const { actions } = ctx;
+  const canvas = h('canvas', { class: 'input-canvas', 'aria-label': 'The input as the network sees it' });
+  const overlay = h('canvas', { class: 'input-explain', hidden: true, 'aria-hidden': 'true' });
+  const rf = h('div', { class: 'rf-box', hidden: true, 'aria-hidden': 'true' });
+  const stage = h('div', { class: 'input-stage' }, canvas, overlay, rf);
+  const exLegend = createLegend('Colour scale of the explanation');
+  exLegend.hidden = true;
+  const name = h('span', { class: 'input-name' });
+  const caption = h('p', { class: 'input-caption' });
+  const prediction = h('p', { class: 'prediction', 'aria-live': 'polite' });
+  const file = h('input', { type: 'file', accept: 'image/*', class: 'visually-hidden', id: 'file-input', 'aria-label': 'Choose an image file' });
+  const pad = createDrawPad({ onDrawn: (png) => actions.upload(png, 'your drawing') });
+  pad.el.hidden = true;
+  const drawBtn = h('button', { type: 'button', class: 'btn', 'aria-expanded': 'false', 'aria-controls': 'drawpad' }, 'Draw');
+  pad.el.id = 'drawpad';
+  drawBtn.addEventListener('click', () => {
+    pad.el.hidden = !pad.el.hidden;
+    drawBtn.setAttribute('aria-expanded', String(!pad.el.hidden));
+  });
+  const strip = h('div', { class: 'samples', role: 'group', 'aria-label': 'Samples from the dataset' });
+  const stripTitle = h('h3', { class: 'subhead' }, 'Samples');
+  const shuffle = h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Show other samples' }, 'Shuffle');
+  const explainSel = h('select', { 'aria-label': 'Explain the prediction' },
+    h('option', { value: '' }, 'No explanation'),
+    h('option', { value: 'saliency' }, 'Saliency (gradient)'),
+    h('option', { value: 'grad_cam' }, 'Grad-CAM'),
+    h('option', { value: 'occlusion' }, 'Occlusion'));
+  explainSel.addEventListener('change', () => actions.explain(explainSel.value || null));
+
+  const dropzone = h(
+    'div',
+    { class: 'dropzone' },
+    h('div', { class: 'input-actions' },
+      h('label', { class: 'btn btn-primary', for: 'file-input' }, 'Upload image'),
+      drawBtn),
+    h('p', { class: 'hint' }, 'or drop or paste an image here'),
+    file,
+  );
+  root.append(
+    h('div', { class: 'panel-head' }, h('h2', {}, 'Input'), name),
+    stage,
+    caption,
+    prediction,
+    h('div', { class: 'explain-row' }, explainSel, exLegend),
+    dropzone,
+    pad.el,
+    h('div', { class: 'panel-head' }, stripTitle, shuffle),
+    strip,
+  );
+
+  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', indices: /** @type {number[]} */ ([]) };
+
+  file.addEventListener('change', () => {
+    const f = file.files?.[0];
+    if (f) actions.upload(f, f.name);
+    file.value = '';
+  });
+  shuffle.addEventListener('click', () => fillStrip(view, ctx.store.get(), true));
+  root.addEventListener('dragover', (ev) => {
+    ev.preventDefault();
+    root.classList.add('is-dragging');
+  });
+  root.addEventListener('dragleave', (ev) => {
+    if (!root.contains(/** @type {Node} */ (ev.relatedTarget))) root.classList.remove('is-dragging');
+  });
+  root.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    root.classList.remove('is-dragging');
+    const f = ev.dataTransfer?.files?.[0];
+    if (f) actions.upload(f, f.name);
+  });
+  document.addEventListener('paste', (ev) => {
+    const item = Array.from(ev.clipboardData?.items || []).find((i) => i.kind === 'file');
+    const f = item?.getAsFile();
+    if (f) {
+      ev.preventDefault();
+      actions.upload(f, f.name || 'pasted image');
+    }
+  });
+  return view;
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ * @param {Set<string>} changed
+ */
+export function render(view, state, changed) {
+  const { forward, model, input } = state;
+  if (changed.has('dataset') || changed.has('model')) fillStrip(view, state, false);
+  if (!forward || !model) return;
+  if (changed.has('forward')) {
+    const [, c, hh, ww] = forward.input.shape;
+    const scale = Math.max(1, Math.floor(232 / Math.max(hh, ww)));
+    view.scale = scale;
+    drawInput(view.canvas, forward.input);
+    view.canvas.style.width = `${ww * scale}px`;
+    view.canvas.style.height = `${hh * scale}px`;
+    view.stage.style.width = `${ww * scale}px`;
+    view.stage.style.height = `${hh * scale}px`;
+    setText(view.caption, `What the network sees: ${fmtShape([c, hh, ww])} ${c === 3 ? 'RGB' : 'grey'}, values 0–1`);
+    const p = forward.prediction;
+    const truth = forward.label ?? /** @type {any} */ (input)?.label;
+    replaceChildren(view.prediction,
+      h('span', { class: 'prediction-label' }, 'Prediction'),
+      h('strong', {}, prettyClass(p.class)),
+      h('span', { class: 'prediction-prob' }, fmtPct(p.probability)),
+      typeof truth === 'number' && model.classes[truth] !== undefined
+        ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, `true: ${prettyClass(model.classes[truth])}`) : null);
+  }
+  if (changed.has('input') && input) {
+    setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);
+    view.strip.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(input.kind === 'sample' && input.split === 'test' && Number(b.dataset.index) === input.index)));
+    if (view.explainSel.value) view.explainSel.value = '';
+  }
+  if (changed.has('hover') || changed.has('forward')) drawRF(view, state);
+  if (changed.has('explanation')) drawExplanation(view, state);
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ */
+function drawRF(view, state) {
+  const rect = state.hover?.rect;
+  if (!rect) {
+    view.rf.hidden = true;
+    return;
+  }
+  const k = view.scale;
+  view.rf.hidden = false;
+  view.rf.style.transform = `translate(${rect.left * k}px, ${rect.top * k}px)`;
+  view.rf.style.width = `${rect.width * k}px`;
+  view.rf.style.height = `${rect.height * k}px`;
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ */
+function drawExplanation(view, state) {
+  const ex = state.explanation;
+  view.exLegend.hidden = !ex;
+  if (!ex) {
+    view.overlay.hidden = true;
+    return;
+  }
+  const shape = ex.map.shape;
+  const hh = shape[shape.length - 2];
+  const ww = shape[shape.length - 1];
+  const st = tensorStats({ shape: [1, 1, hh, ww], data: ex.map.data });
+  const m = Math.max(Math.abs(st.lo), Math.abs(st.hi), 1e-9);
+  const scale = { lo: st.lo < 0 ? -m : 0, hi: m, cmap: st.lo < 0 ? 'rdbu' : 'magma' };
+  drawMap(view.overlay, ex.map.data, 0, hh, ww, scale.lo, scale.hi, scale.cmap);
+  updateLegend(view.exLegend, scale);
+  view.overlay.style.width = view.canvas.style.width;
+  view.overlay.style.height = view.canvas.style.height;
+  view.overlay.hidden = false;
+}
+
+/**
+ * Fill the sample strip with test images of the model's dataset.
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ * @param {boolean} shuffle
+ */
+function fillStrip(view, state, shuffle) {
+  const ds = state.dataset;
+  const model = state.model;
+  if (!ds || !model) return;
+  const key = `${ds.name}`;
+  if (key === view.datasetKey && !shuffle) return;
+  view.datasetKey = key;
+  const total = Number(ds.sizes?.test ?? 0) || STRIP;
+  const n = Math.min(STRIP, total);
+  view.indices = shuffle ? Array.from({ length: n }, () => Math.floor(Math.random() * total)) : Array.from({ length: n }, (_, i) => i);
+  setText(view.stripTitle, `Samples · ${ds.name}`);
+  const { api, actions } = view.ctx;
+  replaceChildren(view.strip, view.indices.map((index) =>
+    h('button', {
+      type: 'button', class: 'sample', dataset: { index: String(index) }, 'aria-label': `Test sample ${index}`,
+      on: { click: () => actions.runInput({ kind: 'sample', split: 'test', index }) },
+    }, h('img', { src: api.sampleUrl(ds.name, 'test', index), alt: '', width: '44', height: '44', loading: 'lazy' }))));
+}

@@ -1,0 +1,190 @@
+// @ts-check
+/**
+ * The training panel: which model trains (copy the ready one, or a new one from a preset on a
+ * dataset), its hyperparameters (changeable while playing, each change marked on the curves), and
+ * live loss and accuracy curves with smoothing, a log scale, hover values and a CSV download.
+ */
+import { createChart, smooth } from '../charts.js';
+import { debounce, field, h, replaceChildren, setText } from '../dom.js';
+import { fmt, fmtInt, fmtPct } from '../format.js';
+
+const DRAW_MS = 250;
+
+/** @type {Array<{name: string, label: string, kind: 'number'|'int'|'select'|'bool', options?: string[][], step?: string}>} */
+const HYPER = [
+  { name: 'learning_rate', label: 'Learning rate', kind: 'number', step: 'any' },
+  { name: 'batch_size', label: 'Batch size', kind: 'int', step: '1' },
+  { name: 'optimizer', label: 'Optimizer', kind: 'select', options: [['sgd', 'SGD'], ['adam', 'Adam']] },
+  { name: 'momentum', label: 'Momentum', kind: 'number', step: 'any' },
+  { name: 'loss', label: 'Loss', kind: 'select', options: [['cross_entropy', 'Cross-entropy'], ['mse', 'Mean squared error']] },
+  { name: 'weight_decay', label: 'Weight decay', kind: 'number', step: 'any' },
+  { name: 'augment', label: 'Augment images', kind: 'bool' },
+];
+
+/**
+ * @param {HTMLElement} root
+ * @param {any} ctx
+ */
+export function mount(root, ctx) {
+  const { actions, trainer, boot } = ctx;
+  const modelNote = h('p', { class: 'detail-note' });
+  const copy = h('button', { type: 'button', class: 'btn', dataset: { action: 'copy' } }, 'Copy this model');
+  copy.addEventListener('click', () => {
+    const m = ctx.store.get().model;
+    if (m) actions.createModel({ from: m.id, name: `${m.name} (my copy)` }, `Copied “${m.name}”: train away.`);
+  });
+  const preset = h('select', { 'aria-label': 'Preset architecture' }, (boot.presets || []).map((/** @type {any} */ p) => h('option', { value: p.name, title: p.description }, p.title || p.name)));
+  const dataset = h('select', { 'aria-label': 'Dataset' }, (boot.datasets || []).map((/** @type {any} */ d) => {
+    const name = typeof d === 'string' ? d : d.name;
+    return h('option', { value: name }, name);
+  }));
+  preset.addEventListener('change', () => {
+    const p = (boot.presets || []).find((/** @type {any} */ x) => x.name === preset.value);
+    if (p?.default_dataset) dataset.value = p.default_dataset;
+  });
+  preset.dispatchEvent(new Event('change'));
+  const create = h('button', { type: 'button', class: 'btn', dataset: { action: 'create' } }, 'Create');
+  create.addEventListener('click', () => actions.createModel({ preset: preset.value, dataset: dataset.value, name: `${preset.selectedOptions[0]?.textContent} on ${dataset.value}` }));
+
+  /** @type {Record<string, HTMLInputElement | HTMLSelectElement>} */
+  const inputs = {};
+  const form = h('div', { class: 'hyper-grid' });
+  for (const hp of HYPER) {
+    const input = hp.kind === 'select'
+      ? h('select', {}, (hp.options || []).map(([v, t]) => h('option', { value: v }, t)))
+      : h('input', hp.kind === 'bool' ? { type: 'checkbox' } : { type: 'number', step: hp.step, inputmode: 'decimal' });
+    input.dataset.hyper = hp.name;
+    input.addEventListener('change', () => {
+      const raw = input instanceof HTMLInputElement && input.type === 'checkbox' ? input.checked : input.value;
+      const value = hp.kind === 'int' ? Math.round(Number(raw)) : hp.kind === 'number' ? Number(raw) : raw;
+      if ((hp.kind === 'int' || hp.kind === 'number') && (String(raw).trim() === '' || !Number.isFinite(value))) {
+        actions.notify('error', `${hp.label} must be a number.`);
+        return;
+      }
+      trainer.setHyper({ [hp.name]: value });
+    });
+    inputs[hp.name] = input;
+    form.append(field(hp.label, input, hp.kind === 'bool' ? 'field field-check' : 'field'));
+  }
+
+  const log = h('input', { type: 'checkbox', 'aria-label': 'Log scale for the loss' });
+  const smoothing = h('input', { type: 'range', min: '0', max: '0.99', step: '0.01', value: '0.9', 'aria-label': 'Smoothing' });
+  const csv = h('button', { type: 'button', class: 'btn btn-small' }, 'Download CSV');
+  const lossChart = createChart({ label: 'Loss per step' });
+  const accChart = createChart({ label: 'Accuracy per step' });
+  const summary = h('p', { class: 'train-summary', 'aria-live': 'polite' });
+  const view = { root, ctx, modelNote, copy, inputs, log, smoothing, lossChart, accChart, summary, lastDraw: 0, timer: /** @type {any} */ (0) };
+  const redraw = () => drawCharts(view, ctx.store.get());
+  log.addEventListener('change', redraw);
+  smoothing.addEventListener('input', redraw);
+  csv.addEventListener('click', () => downloadCsv(ctx.store.get()));
+  new ResizeObserver(debounce(redraw, 100)).observe(lossChart.el);
+
+  root.append(h('div', { class: 'training' },
+    h('section', { class: 'card train-model' },
+      h('h3', {}, 'Model'), modelNote, h('div', { class: 'row' }, copy),
+      h('h4', { class: 'subhead' }, 'Or start a new one'),
+      h('div', { class: 'row' }, field('Architecture', preset), field('Dataset', dataset), create),
+      h('p', { class: 'hint' }, 'To build your own, edit the layers in the Architecture tab.')),
+    h('section', { class: 'card train-hyper' },
+      h('h3', {}, 'Hyperparameters'),
+      h('p', { class: 'hint' }, 'Change them any time, even while training plays; each change is marked on the curves.'),
+      form),
+    h('section', { class: 'card train-charts' },
+      h('div', { class: 'panel-head' }, h('h3', {}, 'Learning curves'), summary),
+      h('div', { class: 'chart-tools' },
+        h('label', { class: 'field-inline' }, log, h('span', {}, 'Log-scale loss')),
+        h('label', { class: 'field-inline' }, h('span', {}, 'Smoothing'), smoothing),
+        csv,
+        h('span', { class: 'chart-key' },
+          h('span', { class: 'key key-raw' }, 'train (each step)'), h('span', { class: 'key key-smooth' }, 'train (smoothed)'),
+          h('span', { class: 'key key-test' }, 'test'), h('span', { class: 'key key-event' }, 'change'))),
+      h('div', { class: 'charts' },
+        h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Loss'), lossChart.el),
+        h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Accuracy'), accChart.el))),
+  ));
+  return view;
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ * @param {Set<string>} changed
+ */
+export function render(view, state, changed) {
+  const { model } = state;
+  if (!model) return;
+  if (changed.has('model')) {
+    setText(view.modelNote, model.read_only
+      ? `“${model.name}” is ready-trained and read-only. Press Step or Play and the page trains a copy, or copy it now.`
+      : `Training “${model.name}” on ${model.dataset}: step ${fmtInt(model.step)}, epoch ${fmtInt(model.epoch ?? 0)}.`);
+    for (const [name, input] of Object.entries(view.inputs)) {
+      if (document.activeElement === input) continue;
+      const v = model.training?.[name];
+      if (v === undefined) continue;
+      if (input instanceof HTMLInputElement && input.type === 'checkbox') input.checked = !!v;
+      else if (input.value !== String(v)) input.value = String(v);
+    }
+    const m = /** @type {HTMLInputElement} */ (view.inputs.momentum);
+    m.disabled = model.training?.optimizer === 'adam';
+  }
+  if (state.tab !== 'training') return;
+  if (!['history', 'tab', 'model'].some((k) => changed.has(k))) return;
+  const wait = DRAW_MS - (performance.now() - view.lastDraw);
+  if (wait > 0 && state.training.playing) {
+    if (!view.timer) view.timer = setTimeout(() => { view.timer = 0; drawCharts(view, view.ctx.store.get()); }, wait);
+    return;
+  }
+  drawCharts(view, state);
+}
+
+/**
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ */
+function drawCharts(view, state) {
+  view.lastDraw = performance.now();
+  const { steps, evaluations, events } = state.history;
+  const alpha = Number(view.smoothing.value);
+  const loss = steps.map((p) => /** @type {[number, number]} */ ([p.step, p.loss]));
+  const acc = steps.map((p) => /** @type {[number, number]} */ ([p.step, p.accuracy]));
+  const test = evaluations.filter((e) => !e.split || e.split === 'test');
+  const ev = events.map((e) => ({ step: e.step, label: Object.entries(e.changes || {}).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ') }));
+  view.lossChart.update({
+    log: view.log.checked, events: ev,
+    series: [
+      { name: 'train', cls: 'raw', style: 'dots', points: loss },
+      { name: 'smoothed', cls: 'smooth', style: 'line', points: smooth(loss, alpha) },
+      { name: 'test', cls: 'test', style: 'marks', points: test.map((e) => [e.step, e.loss]) },
+    ],
+  });
+  view.accChart.update({
+    yRange: [0, 1], format: (v) => fmtPct(v), events: ev,
+    series: [
+      { name: 'train', cls: 'raw', style: 'dots', points: acc },
+      { name: 'smoothed', cls: 'smooth', style: 'line', points: smooth(acc, alpha) },
+      { name: 'test', cls: 'test', style: 'marks', points: test.map((e) => [e.step, e.accuracy]) },
+    ],
+  });
+  const last = test[test.length - 1];
+  const lastStep = steps[steps.length - 1];
+  replaceChildren(view.summary,
+    lastStep ? `loss ${fmt(lastStep.loss)} · batch accuracy ${fmtPct(lastStep.accuracy)}` : '',
+    last ? ` · test accuracy ${fmtPct(last.accuracy)} at step ${fmtInt(last.step)}` : '');
+}
+
+/** @param {import('../state.js').State} state */
+function downloadCsv(state) {
+  const { steps, evaluations, events } = state.history;
+  const rows = [['split', 'step', 'epoch', 'loss', 'accuracy', 'learning_rate', 'time', 'changes']];
+  for (const p of steps) rows.push(['train', p.step, p.epoch ?? '', p.loss, p.accuracy, p.learning_rate ?? '', p.time ?? '', ''].map(String));
+  for (const e of evaluations) rows.push([e.split || 'test', e.step, e.epoch ?? '', e.loss, e.accuracy, '', e.time ?? '', ''].map(String));
+  for (const e of events) rows.push(['event', String(e.step), '', '', '', '', '', JSON.stringify(e.changes).replace(/"/g, '""')]);
+  const text = rows.map((r) => r.map((c, i) => (i === 7 && c ? `"${c}"` : c)).join(',')).join('\n');
+  const url = URL.createObjectURL(new Blob([text + '\n'], { type: 'text/csv' }));
+  const a = h('a', { href: url, download: `${state.model?.name || 'model'}-history.csv`.replace(/[^\w.-]+/g, '_') });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

@@ -1,0 +1,149 @@
+"""End to end against a real ``python -m app serve`` on 127.0.0.1: upload -> forward -> train -> live ->
+restart -> checkpoint, over HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, pretrained_dir: Path):
+        self.data_dir, self.pretrained_dir = data_dir, pretrained_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.stop()  # closes what a killed predecessor left open
+        env = {**os.environ, "CNNVIS_PRETRAINED_DIR": str(self.pretrained_dir), "CNNVIS_MAX_UPLOAD_BYTES": "200000",
+               "CNNVIS_WARM_DATASETS": "0", "PYTHONWARNINGS": "ignore"}
+        cmd = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        self.log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115  a pipe could fill and block it
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {(self.data_dir.parent / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.base}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("server did not start in 60 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # graceful: the lifespan saves live sessions
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc:
+            self.log.close()
+
+
+@pytest.fixture
+def server(data_dir, pretrained_dir):
+    srv = Server(data_dir, pretrained_dir)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def live_steps(ws_url: str, steps: int) -> dict:
+    with connect(ws_url, open_timeout=10, close_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "state"
+        ws.send(json.dumps({"action": "play", "eval_every": 3}))
+        got = []
+        while True:
+            msg = json.loads(ws.recv(timeout=30))
+            got.append(msg["type"])
+            if msg["type"] == "progress" and msg["step"] >= steps:
+                break
+        ws.send(json.dumps({"action": "pause"}))
+        while True:
+            msg = json.loads(ws.recv(timeout=30))
+            if msg["type"] == "state" and not msg["playing"]:
+                assert "evaluation" in got or msg["step"] < 3
+                return msg
+
+
+def test_end_to_end(server):
+    api = f"{server.base}/api/v1"
+    with httpx.Client(timeout=30) as c:
+        assert c.get(f"{server.base}/docs").status_code == 200
+        assert "bootstrap" in c.get(f"{server.base}/").text
+        image = c.post(f"{api}/images", files={"file": ("a.png", image_bytes("PNG", size=(50, 40)), "image/png")})
+        assert image.status_code == 201
+        image_id = image.json()["id"]
+        fwd = c.post(f"{api}/models/{SHIPPED_ID}/forward?dtype=float16", json={"image_id": image_id})
+        assert fwd.status_code == 200 and fwd.json()["input"]["shape"] == [3, 64, 64]
+        mid = c.post(f"{api}/models", json={"spec": SMALL_SPEC, "name": "e2e"}).json()["id"]
+        r = c.post(f"{api}/models/{mid}/train", json={"steps": 3, "batch_size": 8, "learning_rate": 0.05})
+        assert r.status_code == 200 and r.json()["step"] == 3
+        ws_url = f"ws://127.0.0.1:{server.port}/api/v1/models/{mid}/live"
+        state = live_steps(ws_url, 8)
+        step = state["step"]
+        assert step >= 8
+        assert c.post(f"{api}/models", json={"preset": "tiny-vgg"}, headers={"origin": "http://evil.example"}).status_code == 403
+        too_big = c.post(f"{api}/images", content=b"\0" * 300_000, headers={"content-type": "application/octet-stream"})
+        assert too_big.status_code == 413
+        before = (c.get(f"{api}/models/{mid}").json(), c.get(f"{api}/models/{mid}/history").json(),
+                  c.get(f"{api}/models/{mid}/layers/0/filters").json())
+    server.stop()
+    server.start()
+    with httpx.Client(timeout=30) as c:
+        after = (c.get(f"{api}/models/{mid}").json(), c.get(f"{api}/models/{mid}/history").json(),
+                 c.get(f"{api}/models/{mid}/layers/0/filters").json())
+        assert after == before and after[0]["step"] == step
+        assert c.get(f"{api}/images/{image_id}").status_code == 200
+        ckpt = c.get(f"{api}/models/{mid}/checkpoint")
+        assert ckpt.status_code == 200
+        new = c.post(f"{api}/models/import", files={"file": ("e2e.npz", ckpt.content, "application/octet-stream")})
+        assert new.status_code == 201 and new.json()["step"] == step
+        assert c.get(f"{api}/models/{new.json()['id']}/layers/0/filters").json()["data"] == before[2]["data"]
+        assert live_steps(ws_url, step + 2)["step"] >= step + 2  # training resumes where it stopped
+
+
+def test_killed_server_restarts_with_every_model(server):
+    api = f"{server.base}/api/v1"
+    with httpx.Client(timeout=30) as c:
+        ids = [c.post(f"{api}/models", json={"spec": SMALL_SPEC}).json()["id"] for _ in range(2)]
+        ws_url = f"ws://127.0.0.1:{server.port}/api/v1/models/{ids[0]}/live"
+        with connect(ws_url) as ws:
+            ws.recv(timeout=10)
+            ws.send(json.dumps({"action": "play", "batch_size": 2}))
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                ws.recv(timeout=10)
+            server.proc.kill()  # no goodbye: SIGKILL mid-training
+            server.proc.wait(10)
+    server.start()
+    with httpx.Client(timeout=30) as c:
+        listed = {m["id"]: m for m in c.get(f"{api}/models").json()}
+        assert set(ids) <= set(listed)
+        for mid in ids:
+            assert c.post(f"{api}/models/{mid}/forward", json={"sample": {"index": 0}}).status_code == 200
+            assert c.post(f"{api}/models/{mid}/train", json={"steps": 1, "batch_size": 2}).status_code == 200

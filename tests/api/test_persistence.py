@@ -1,0 +1,76 @@
+"""A restart loses nothing: weights, history, optimizer state, images; broken files do not stop the server."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes, open_client, upload
+
+API = "/api/v1"
+
+
+def _weights(c, mid):
+    return [c.get(f"{API}/models/{mid}/layers/{i}/filters").json()["data"] for i in (0, 3)]
+
+
+def test_restart_keeps_everything(settings):
+    with open_client(settings) as c:
+        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC, "name": "kept"}).json()["id"]
+        c.post(f"{API}/models/{mid}/train", json={"steps": 3, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.01})
+        c.patch(f"{API}/models/{mid}", json={"frozen": [3]})
+        c.post(f"{API}/models/{mid}/evaluate", json={})
+        image_id = upload(c, image_bytes()).json()["id"]
+        before = (c.get(f"{API}/models/{mid}").json(), c.get(f"{API}/models/{mid}/history").json(), _weights(c, mid))
+        fwd = c.post(f"{API}/models/{mid}/forward", json={"image_id": image_id}).json()
+    with open_client(settings) as c:
+        after = (c.get(f"{API}/models/{mid}").json(), c.get(f"{API}/models/{mid}/history").json(), _weights(c, mid))
+        assert after == before
+        assert c.post(f"{API}/models/{mid}/forward", json={"image_id": image_id}).json() == fwd
+
+
+def test_resumed_training_matches_uninterrupted(settings, tmp_path):
+    """Optimizer buffers, step and data order survive a restart: 2 + restart + 2 steps == 4 steps."""
+    body = {"spec": SMALL_SPEC, "seed": 7}
+    hp = {"batch_size": 8, "optimizer": "sgd", "momentum": 0.9, "learning_rate": 0.05}
+    with open_client(settings) as c:
+        a = c.post(f"{API}/models", json=body).json()["id"]
+        b = c.post(f"{API}/models", json=body).json()["id"]
+        c.post(f"{API}/models/{a}/train", json={"steps": 4, **hp})
+        c.post(f"{API}/models/{b}/train", json={"steps": 2, **hp})
+    with open_client(settings) as c:
+        c.post(f"{API}/models/{b}/train", json={"steps": 2})
+        assert _weights(c, a) == _weights(c, b)
+        ha, hb = (c.get(f"{API}/models/{m}/history").json()["steps"] for m in (a, b))
+        assert [s["loss"] for s in ha] == [s["loss"] for s in hb]
+
+
+def test_broken_files_do_not_stop_the_server(settings):
+    with open_client(settings) as c:
+        good = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        c.post(f"{API}/models/{good}/train", json={"steps": 2, "batch_size": 4})
+        bad = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        stale = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        c.post(f"{API}/models/{stale}/train", json={"steps": 1, "batch_size": 4})
+    models = settings.models_dir
+    (models / bad / "checkpoint.npz").write_bytes(b"garbage")
+    (models / ".new-abc").mkdir()  # a creation interrupted before its rename
+    (models / "emptydir").mkdir()
+    # the history and optimizer of a later step written, the checkpoint not (killed in between)
+    shutil.copy(models / good / "history.json", models / stale / "history.json")
+    shutil.copy(models / good / "optimizer.npz", models / stale / "optimizer.npz")
+    (models / good / "history.json").write_text("{not json")
+    with open_client(settings) as c:
+        ids = {m["id"] for m in c.get(f"{API}/models").json()}
+        assert good in ids and stale in ids and bad not in ids and "emptydir" not in ids and SHIPPED_ID in ids
+        assert c.get(f"{API}/models/{good}/history").json()["steps"] == []
+        hist = c.get(f"{API}/models/{stale}/history").json()
+        assert [s["step"] for s in hist["steps"]] == [1]  # history past the checkpoint's step is dropped
+        assert c.post(f"{API}/models/{stale}/train", json={"steps": 1}).status_code == 200
+
+
+def test_deleted_model_stays_deleted(settings):
+    with open_client(settings) as c:
+        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        assert c.delete(f"{API}/models/{mid}").status_code == 204
+    with open_client(settings) as c:
+        assert c.get(f"{API}/models/{mid}").status_code == 404

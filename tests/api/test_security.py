@@ -1,0 +1,142 @@
+"""Headers, same-origin checks, the body cap, error shapes, the docs and the page; and a fuzzer: no 500s."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import anyio
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from app.security import CSP
+from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, make_settings, open_client
+
+API = "/api/v1"
+
+
+def test_csp_and_headers_everywhere(client):
+    for r in (client.get(f"{API}/health"), client.get("/"), client.get(f"{API}/models/nope"),
+              client.post(f"{API}/models", json={"bad": 1}), client.get("/static/nope.js")):
+        assert r.headers["content-security-policy"] == CSP, r.url
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert "access-control-allow-origin" not in client.get(f"{API}/health", headers={"origin": "http://evil.example"}).headers
+
+
+def test_docs_work_offline(client):
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "unsafe-inline" in docs.headers["content-security-policy"]  # only here, for Swagger's inline script
+    urls = re.findall(r'(?:src|href)=["\']([^"\']+)', docs.text) + re.findall(r"url: '([^']+)'", docs.text)
+    assert urls and all(u.startswith("/") for u in urls), urls  # nothing from a CDN
+    for u in urls:
+        assert client.get(u).status_code == 200, u
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"][f"{API}/models/{{model_id}}/forward"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert {"Sample", "CreateModel", "TrainRequest"} <= set(spec["components"]["schemas"])
+
+
+def test_origin_check(client):
+    evil = {"origin": "http://evil.example"}
+    r = client.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers=evil)
+    assert r.status_code == 403 and "cross-origin" in r.json()["detail"]
+    assert client.delete(f"{API}/models/{SHIPPED_ID}", headers={"origin": "null"}).status_code == 403
+    assert client.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": "http://testserver"}).status_code == 201
+    assert client.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": "http://testserver:8000"}).status_code == 403
+    assert client.get(f"{API}/models", headers=evil).status_code == 200  # reads are not state-changing
+
+
+def test_error_shapes(client):
+    r = client.get("/api/v1/nothing")
+    assert r.status_code == 404 and "/docs" in r.json()["detail"]
+    r = client.put(f"{API}/models")
+    assert r.status_code == 405 and "PUT" in r.json()["detail"]
+    r = client.post(f"{API}/models", content=b'{"preset": "tiny-vgg", "seed": NaN}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and set(r.json()) == {"detail"}
+
+
+def test_body_cap_declared_and_streamed(data_dir, pretrained_dir):
+    limit = 100_000
+    with open_client(make_settings(data_dir, pretrained_dir, max_upload_bytes=limit)) as c:
+        r = c.post(f"{API}/images", content=b"x" * (limit + 1), headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        app = c.app
+        pulled = 0
+
+        head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+
+        async def receive():  # a multipart upload that never ends (16 MB offered)
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": head if pulled == 1 else b"\0" * 16_384, "more_body": pulled < 1000}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": f"{API}/images", "raw_path": f"{API}/images".encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"testserver"), (b"content-type", b"multipart/form-data; boundary=xyz")],
+                 "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {}}
+        anyio.run(app, scope, receive, send)
+        assert sent[0]["status"] == 413
+        assert pulled <= limit // 16_384 + 2  # stopped reading right after the cap
+
+
+def test_page_bootstrap_is_safe_json(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    m = re.search(r'<script type="application/json" id="bootstrap">(.*?)</script>', r.text, re.S)
+    assert m, r.text[:500]
+    data = json.loads(m.group(1))
+    assert data["api_base"] == "/api/v1" and data["default_model_id"] == SHIPPED_ID
+    assert {d["name"] for d in data["datasets"]} >= {"shapes", "digits"} and data["limits"]["max_image_side"] == 4096
+    assert any(t["type"] == "conv2d" for t in data["layer_types"]) and data["presets"][0]["name"] == "tiny-vgg"
+
+
+def test_bootstrap_escapes_markup(client):
+    from app.routes.pages import bootstrap_json
+
+    state = client.app.state.cnnvis
+    mid = client.post(f"{API}/models", json={"spec": SMALL_SPEC, "name": "</script><b>&"}).json()["id"]
+    text = bootstrap_json(state)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text)["default_model_id"] == SHIPPED_ID and mid
+
+
+def test_page_without_template(data_dir, pretrained_dir, tmp_path):
+    with open_client(make_settings(data_dir, pretrained_dir, web_dir=tmp_path / "web")) as c:
+        r = c.get("/")
+        assert r.status_code == 200 and "/docs" in r.text
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["steps", "batch_size", "learning_rate", "optimizer", "momentum", "spec", "preset", "from", "seed",
+                         "name", "image_id", "sample", "split", "index", "method", "target", "layer", "layers", "input_shape",
+                         "type", "filters", "kernel_size", "frozen", "training", "dataset", "loss", "max_examples", "x"]),
+        kids, max_size=5),
+    max_leaves=12,
+)
+
+
+def test_fuzzed_json_never_500(data_dir, pretrained_dir):
+    with open_client(make_settings(data_dir, pretrained_dir, max_train_steps=2, max_batch_values=60_000)) as c:
+        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        paths = [("POST", f"{API}/models"), ("POST", f"{API}/models/{mid}/train"), ("POST", f"{API}/models/{mid}/forward"),
+                 ("POST", f"{API}/models/{mid}/explain"), ("POST", f"{API}/models/{mid}/evaluate"), ("PATCH", f"{API}/models/{mid}"),
+                 ("POST", f"{API}/specs/validate"), ("POST", f"{API}/models/{mid}/reset"), ("POST", f"{API}/models/{SHIPPED_ID}/explain")]
+
+        @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @given(body=JSON, where=st.sampled_from(paths))
+        def run(body, where):
+            method, path = where
+            r = c.request(method, path, content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+            assert r.status_code < 500, (method, path, body, r.text)
+            assert isinstance(r.json()["detail"] if r.status_code >= 400 else r.json(), (str, dict, list))
+
+        run()

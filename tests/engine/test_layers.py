@@ -1,0 +1,388 @@
+"""Every layer type through the same checks: one table, one row per configuration.
+
+For each row: the output shape equals ``output_shape``, the output equals a naive-loop reference,
+``grads.keys() == params.keys()``, neither forward nor backward mutates the input or the parameters,
+and input and parameter gradients match central finite differences in float64 for the random
+projection loss ``sum(out * R)`` (so every output matters).
+
+A new layer type is tested by adding a row to ``CASES`` and a naive forward to ``REFERENCE``;
+`test_every_layer_type_has_a_row` fails until both exist.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine.layers import build_layer
+from engine.specs import LAYER_TYPES, parse_layer
+from tests.engine.conftest import assert_grad_close, kink_free, numerical_grad
+
+# ---- naive references, per example in public layout (N, C, H, W) or (N, D), float64 -------------
+
+
+def _same_pads(k: int) -> tuple[int, int]:
+    """PyTorch's padding="same": total k - 1, the odd pixel after (bottom/right)."""
+    return (k - 1) // 2, (k - 1) - (k - 1) // 2
+
+
+def ref_conv2d(spec, params, x):
+    k, s, p = spec["kernel_size"], spec.get("stride", 1), spec.get("padding", 0)
+    if p == "valid":
+        before = after = 0
+    elif p == "same":
+        before, after = _same_pads(k)
+    else:
+        before = after = p
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + before + after, w + before + after))
+    xp[:, :, before : before + h, before : before + w] = x
+    wgt = params["weight"]
+    f = wgt.shape[0]
+    ho = (h + before + after - k) // s + 1
+    wo = (w + before + after - k) // s + 1
+    out = np.zeros((n, f, ho, wo))
+    for b in range(n):
+        for o in range(f):
+            for i in range(ho):
+                for j in range(wo):
+                    out[b, o, i, j] = np.sum(xp[b, :, i * s : i * s + k, j * s : j * s + k] * wgt[o])
+            if "bias" in params:
+                out[b, o] += params["bias"][o]
+    return out
+
+
+def _ref_pool(spec, x, pad_value, reduce):
+    k = spec["pool_size"]
+    s = spec.get("stride") or k
+    p = spec.get("padding", 0)
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * p, w + 2 * p), pad_value)
+    xp[:, :, p : p + h, p : p + w] = x
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    out = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, :, i, j] = reduce(xp[:, :, i * s : i * s + k, j * s : j * s + k], axis=(2, 3))
+    return out
+
+
+def ref_dense(spec, params, x):
+    out = np.zeros((x.shape[0], spec["units"]))
+    for b in range(x.shape[0]):
+        for u in range(spec["units"]):
+            out[b, u] = sum(x[b, d] * params["weight"][u, d] for d in range(x.shape[1]))
+            if "bias" in params:
+                out[b, u] += params["bias"][u]
+    return out
+
+
+REFERENCE = {
+    "conv2d": ref_conv2d,
+    "relu": lambda spec, params, x: np.where(x > 0, x, 0.0),
+    "leaky_relu": lambda spec, params, x: np.where(x > 0, x, spec.get("alpha", 0.01) * x),
+    "sigmoid": lambda spec, params, x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda spec, params, x: (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x)),
+    "maxpool2d": lambda spec, params, x: _ref_pool(spec, x, -np.inf, np.max),
+    "avgpool2d": lambda spec, params, x: _ref_pool(spec, x, 0.0, np.mean),  # padding counts in the mean
+    "global_avgpool2d": lambda spec, params, x: x.sum(axis=(2, 3)) / (x.shape[2] * x.shape[3]),
+    "dropout": None,  # evaluation: identity; training: checked by test_dropout_train_mask_and_scale
+    "flatten": lambda spec, params, x: np.stack([x[b].ravel(order="C") for b in range(x.shape[0])]),
+    "dense": ref_dense,
+    "softmax": lambda spec, params, x: np.exp(x) / np.exp(x).sum(axis=1, keepdims=True),
+}
+
+
+# ---- the table ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: dict
+    in_shape: tuple[int, ...]  # per example: (C, H, W) or (D,)
+    train: bool = False
+    n: int = 2
+
+    @property
+    def id(self) -> str:
+        fields = "-".join(f"{k}{v}" for k, v in self.spec.items() if k != "type")
+        mode = "-train" if self.train else ""
+        return f"{self.spec['type']}{'-' + fields if fields else ''}{mode}-in{'x'.join(map(str, self.in_shape))}"
+
+
+SIZES = [(7, 10), (8, 5), (5, 7), (9, 9), (6, 11)]  # odd, even and non-square
+
+
+def _conv_cases() -> list[Case]:
+    cases = []
+    # every kernel size with every padding at stride 1 (includes "same" with even kernels 2 and 4)
+    for idx, (k, pad) in enumerate(itertools.product((1, 2, 3, 4, 5), (0, 1, 2, "same", "valid"))):
+        h, w = SIZES[idx % len(SIZES)]
+        spec = {"type": "conv2d", "filters": 3, "kernel_size": k, "stride": 1, "padding": pad, "bias": idx % 3 != 2}
+        cases.append(Case(spec, (2, h, w)))
+    # strides 2 and 3 over every kernel size, with a spread of paddings
+    for idx, (k, s) in enumerate(itertools.product((1, 2, 3, 4, 5), (2, 3))):
+        h, w = SIZES[(idx + 1) % len(SIZES)]
+        pad = (0, 1, 2, "valid")[idx % 4]
+        spec = {"type": "conv2d", "filters": 3, "kernel_size": k, "stride": s, "padding": pad, "bias": idx % 2 == 0}
+        cases.append(Case(spec, (2, h, w)))
+    # one input channel, one filter; three channels
+    cases.append(Case({"type": "conv2d", "filters": 1, "kernel_size": 3}, (1, 5, 6)))
+    cases.append(Case({"type": "conv2d", "filters": 4, "kernel_size": 2, "stride": 2, "padding": 1}, (3, 6, 5), n=3))
+    return cases
+
+
+def _pool_cases() -> list[Case]:
+    cases = []
+    combos = itertools.product(("maxpool2d", "avgpool2d"), (2, 3), (None, 1, 2, 3), (0, 1))
+    for idx, (kind, k, s, p) in enumerate(combos):
+        spec = {"type": kind, "pool_size": k, "padding": p}
+        if s is not None:
+            spec["stride"] = s
+        in_shape = (2, 7, 10) if idx % 2 == 0 else (3, 6, 9)
+        cases.append(Case(spec, in_shape))
+    return cases
+
+
+CASES: list[Case] = [
+    *_conv_cases(),
+    Case({"type": "relu"}, (2, 5, 6)),
+    Case({"type": "relu"}, (7,), n=3),
+    Case({"type": "leaky_relu"}, (2, 5, 6)),
+    Case({"type": "leaky_relu", "alpha": 0.2}, (7,), n=3),
+    Case({"type": "leaky_relu", "alpha": 0.0}, (2, 4, 3)),
+    Case({"type": "sigmoid"}, (2, 5, 6)),
+    Case({"type": "sigmoid"}, (7,), n=3),
+    Case({"type": "tanh"}, (2, 5, 6)),
+    Case({"type": "tanh"}, (7,), n=3),
+    *_pool_cases(),
+    Case({"type": "global_avgpool2d"}, (3, 5, 7)),
+    Case({"type": "global_avgpool2d"}, (2, 1, 1)),
+    Case({"type": "dropout", "rate": 0.5}, (2, 5, 6), train=True),
+    Case({"type": "dropout", "rate": 0.25}, (9,), train=True, n=3),
+    Case({"type": "dropout", "rate": 0.5}, (2, 5, 6), train=False),
+    Case({"type": "dropout", "rate": 0.0}, (2, 3, 4), train=True),
+    Case({"type": "flatten"}, (3, 4, 5)),
+    Case({"type": "flatten"}, (6,), n=3),
+    Case({"type": "dense", "units": 4}, (7,), n=3),
+    Case({"type": "dense", "units": 1, "bias": False}, (5,)),
+    Case({"type": "dense", "units": 6}, (1,), n=4),
+    Case({"type": "softmax"}, (5,), n=3),
+    Case({"type": "softmax"}, (2,)),
+]
+
+DROPOUT_SEED = 11
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _build(case: Case, seed: int = 0):
+    layer = build_layer(parse_layer(case.spec), case.in_shape, np.random.default_rng(seed), np.float64)
+    rng = np.random.default_rng(seed + 100)
+    for p in layer.params.values():  # random biases too (they start at zero)
+        p[...] = rng.normal(size=p.shape)
+    return layer
+
+
+def _to_internal(x: np.ndarray) -> np.ndarray:
+    """Public (N, C, H, W) -> engine (C, N, H, W); (N, D) unchanged."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x
+
+
+def _to_public(x: np.ndarray) -> np.ndarray:
+    return x.transpose(1, 0, 2, 3) if x.ndim == 4 else x
+
+
+def _internal_shape(n: int, per_example: tuple[int, ...]) -> tuple[int, ...]:
+    return (per_example[0], n, *per_example[1:]) if len(per_example) == 3 else (n, *per_example)
+
+
+def _input(case: Case, seed: int = 1) -> np.ndarray:
+    """Engine-layout float64 input with no value near a relu kink or a max-pool tie."""
+    rng = np.random.default_rng(seed)
+    return _to_internal(kink_free(rng, (case.n, *case.in_shape)))
+
+
+def _forward(layer, case: Case, x: np.ndarray):
+    rng = np.random.default_rng(DROPOUT_SEED) if case.train else None  # fixed rng: a fixed dropout mask
+    return layer.forward(x, train=case.train, rng=rng)
+
+
+ids = [c.id for c in CASES]
+
+
+# ---- the checks ---------------------------------------------------------------------------------
+
+
+def test_every_layer_type_has_a_row():
+    assert {c.spec["type"] for c in CASES} == set(LAYER_TYPES)
+    assert set(REFERENCE) == set(LAYER_TYPES)
+
+
+def test_case_ids_are_unique():
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_output_shape_and_reference(case: Case):
+    layer = _build(case)
+    x = _input(case)
+    out, _ = _forward(layer, case, x)
+    expected_shape = _internal_shape(case.n, layer.output_shape(case.in_shape))
+    assert out.shape == expected_shape
+    assert out.dtype == np.float64
+    if case.spec["type"] == "dropout":  # evaluation or rate 0: the identity; training: its own test below
+        if not case.train or case.spec["rate"] == 0:
+            np.testing.assert_array_equal(out, x)
+        return
+    ref = REFERENCE[case.spec["type"]]
+    params = {k: v.copy() for k, v in layer.params.items()}
+    expected = ref(case.spec, params, _to_public(x.copy()))
+    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_grads_keys_match_params_and_nothing_is_mutated(case: Case):
+    layer = _build(case)
+    x = _input(case)
+    x_before = x.copy()
+    params_before = {k: v.copy() for k, v in layer.params.items()}
+    out, cache = _forward(layer, case, x)
+    dout = np.random.default_rng(2).normal(size=out.shape)
+    dout_before = dout.copy()
+    dx, grads = layer.backward(dout, cache)
+    assert set(grads) == set(layer.params)
+    for name, g in grads.items():
+        assert g.shape == layer.params[name].shape, name
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    assert set(layer.params) == set(params_before)
+    for name, p in layer.params.items():
+        np.testing.assert_array_equal(p, params_before[name])
+    # a second forward pass on the same input gives the same output: no state kept between calls
+    out2, _ = _forward(layer, case, x)
+    np.testing.assert_array_equal(out2, out)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_gradients_match_finite_differences(case: Case):
+    layer = _build(case)
+    x = _input(case)
+    out, cache = _forward(layer, case, x)
+    proj = np.random.default_rng(3).normal(size=out.shape)
+
+    def loss() -> float:
+        return float(np.sum(_forward(layer, case, x)[0] * proj))
+
+    dx, grads = layer.backward(proj.copy(), cache)
+    assert_grad_close(dx, numerical_grad(loss, x), f"{case.id}: input gradient")
+    for name, p in layer.params.items():
+        assert_grad_close(grads[name], numerical_grad(loss, p), f"{case.id}: {name} gradient")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.spec["type"] in ("conv2d", "dense")][:6], ids=lambda c: c.id)
+def test_backward_skips_what_is_not_needed(case: Case):
+    """need_dx=False returns no input gradient; need_grads=False returns no parameter gradients."""
+    layer = _build(case)
+    x = _input(case)
+    out, cache = _forward(layer, case, x)
+    dout = np.random.default_rng(4).normal(size=out.shape)
+    full_dx, full_grads = layer.backward(dout, cache)
+    dx, grads = layer.backward(dout, cache, need_dx=False)
+    assert dx is None
+    for name in full_grads:
+        np.testing.assert_array_equal(grads[name], full_grads[name])
+    dx, grads = layer.backward(dout, cache, need_grads=False)
+    assert grads == {}
+    np.testing.assert_array_equal(dx, full_dx)
+
+
+def test_dropout_train_mask_and_scale():
+    """Training: each output is 0 or x / (1 - rate); about rate of them are 0; same rng, same mask."""
+    layer = _build(Case({"type": "dropout", "rate": 0.3}, (4, 20, 25)))
+    x = kink_free(np.random.default_rng(0), (4, 8, 20, 25))
+    out, _ = layer.forward(x, train=True, rng=np.random.default_rng(5))
+    dropped = out == 0
+    np.testing.assert_allclose(out[~dropped], x[~dropped] / 0.7, rtol=1e-15)
+    assert abs(dropped.mean() - 0.3) < 0.02  # 16,000 draws: the standard deviation is 0.004
+    again, _ = layer.forward(x, train=True, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(again, out)
+    other, _ = layer.forward(x, train=True, rng=np.random.default_rng(6))
+    assert not np.array_equal(other, out)
+    evaluated, _ = layer.forward(x, train=False, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(evaluated, x)
+
+
+def test_dropout_in_training_without_rng_is_an_error():
+    layer = _build(Case({"type": "dropout", "rate": 0.5}, (3,)))
+    with pytest.raises(ValueError, match="rng"):
+        layer.forward(np.ones((2, 3)), train=True)
+
+
+def test_sigmoid_and_softmax_are_stable_for_large_inputs():
+    """No overflow warning (warnings are errors here) and exact limits for huge inputs."""
+    sig = _build(Case({"type": "sigmoid"}, (4,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = sig.forward(np.array([[-1000.0, -40.0, 40.0, 1000.0]]))
+    np.testing.assert_allclose(out, [[0.0, np.exp(-40.0) / (1 + np.exp(-40.0)), 1 / (1 + np.exp(-40.0)), 1.0]], rtol=1e-12)
+    soft = _build(Case({"type": "softmax"}, (3,)))
+    out, _ = soft.forward(np.array([[1000.0, 1000.0, -1000.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(out, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-12)
+
+
+def test_maxpool_tie_routes_gradient_once():
+    """A window whose maximum appears twice passes its gradient to one position only (PyTorch's rule:
+    the first in row-major order), so the input gradient sums to the output gradient."""
+    layer = _build(Case({"type": "maxpool2d", "pool_size": 2}, (1, 2, 2)))
+    x = np.array([[[[3.0, 3.0], [1.0, 3.0]]]])  # (C=1, N=1, 2, 2)
+    out, cache = layer.forward(x)
+    assert out.item() == 3.0
+    dx, _ = layer.backward(np.array([[[[5.0]]]]), cache)
+    np.testing.assert_array_equal(dx, [[[[5.0, 0.0], [0.0, 0.0]]]])
+
+
+def test_float32_in_float32_out():
+    """Run-time dtype is float32 throughout: no silent promotion to float64."""
+    for case in (CASES[0], Case({"type": "sigmoid"}, (3,)), Case({"type": "avgpool2d", "pool_size": 2}, (2, 4, 4))):
+        layer = build_layer(parse_layer(case.spec), case.in_shape, np.random.default_rng(0), np.float32)
+        x = _input(case).astype(np.float32)
+        out, cache = layer.forward(x)
+        dx, grads = layer.backward(np.ones_like(out), cache)
+        assert out.dtype == np.float32 and dx.dtype == np.float32, case.id
+        assert all(g.dtype == np.float32 for g in grads.values()), case.id
+
+
+CHUNKED = [c for c in CASES if c.spec["type"] == "conv2d"][::5]
+
+
+@pytest.mark.parametrize("case", CHUNKED, ids=[c.id for c in CHUNKED])
+def test_conv_in_batch_chunks_matches_reference_and_finite_differences(case: Case, monkeypatch):
+    """The convolution unfolds a batch in chunks of about ``CHUNK_BYTES``; shrink it so a batch of 5
+    splits into uneven chunks (2, 2, 1) and check values and gradients again."""
+    import engine.layers.conv as conv_module
+
+    case = Case(case.spec, case.in_shape, n=5)
+    layer = _build(case)
+    x = _input(case)
+    full_out, full_cache = layer.forward(x)
+    proj = np.random.default_rng(3).normal(size=full_out.shape)
+    full_dx, full_grads = layer.backward(proj, full_cache)
+    per_image = x.shape[0] * case.spec["kernel_size"] ** 2 * full_out.shape[2] * full_out.shape[3] * x.itemsize
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 2 * per_image)
+    out, cache = layer.forward(x)
+    expected = REFERENCE["conv2d"](case.spec, layer.params, _to_public(x))
+    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+    dx, grads = layer.backward(proj, cache)
+    np.testing.assert_allclose(dx, full_dx, rtol=1e-12, atol=1e-12)
+    for name in full_grads:
+        np.testing.assert_allclose(grads[name], full_grads[name], rtol=1e-12, atol=1e-12)
+    assert_grad_close(dx, numerical_grad(lambda: float(np.sum(layer.forward(x)[0] * proj)), x), f"{case.id}: chunked input gradient")
+    dx_only, _ = layer.backward(proj, cache, need_grads=False)
+    np.testing.assert_allclose(dx_only, full_dx, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,313 @@
+"""Parity with PyTorch in float32: every layer type, whole networks, the losses and the optimizers.
+
+The engine's weights are copied into an equivalent ``torch.nn.Sequential`` (conv weight
+``[F, C, kh, kw]``, dense ``[out, in]``, flatten in C, H, W order: the same layouts, no transposes)
+and outputs, kept activations, losses, input gradients and parameter gradients are compared:
+max abs error <= 1e-4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is not installed; install the bench extra (pip install torch==2.13.0) to run the parity tests"
+)
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from engine.layers import build_layer  # noqa: E402
+from engine.model import Model  # noqa: E402
+from engine.optim import SGD, Adam  # noqa: E402
+from engine.presets import preset_spec  # noqa: E402
+from engine.specs import LAYER_TYPES, parse_layer  # noqa: E402
+
+pytestmark = [
+    pytest.mark.torch,
+    # PyTorch's own note that "same" with an even kernel copies the input; the result is still exact
+    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
+]
+
+ATOL = 1e-4
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def torch_layer(spec, in_shape: tuple[int, ...]) -> nn.Module:
+    """The PyTorch module equivalent to one engine layer spec on a per-example input shape."""
+    t = spec.type
+    if t == "conv2d":
+        return nn.Conv2d(in_shape[0], spec.filters, spec.kernel_size, stride=spec.stride, padding=spec.padding, bias=spec.bias)
+    if t == "dense":
+        return nn.Linear(in_shape[0], spec.units, bias=spec.bias)
+    if t == "maxpool2d":
+        return nn.MaxPool2d(spec.pool_size, stride=spec.stride or spec.pool_size, padding=spec.padding)
+    if t == "avgpool2d":
+        return nn.AvgPool2d(spec.pool_size, stride=spec.stride or spec.pool_size, padding=spec.padding, count_include_pad=True)
+    simple = {
+        "relu": lambda: nn.ReLU(),
+        "leaky_relu": lambda: nn.LeakyReLU(spec.alpha),
+        "sigmoid": lambda: nn.Sigmoid(),
+        "tanh": lambda: nn.Tanh(),
+        "global_avgpool2d": lambda: GlobalAvgPool(),
+        "dropout": lambda: nn.Dropout(spec.rate),
+        "flatten": lambda: nn.Flatten(),
+        "softmax": lambda: nn.Softmax(dim=1),
+    }
+    return simple[t]()
+
+
+def _copy_params(module: nn.Module, params: dict[str, np.ndarray]) -> None:
+    with torch.no_grad():
+        for name, arr in params.items():
+            getattr(module, name).copy_(torch.from_numpy(np.array(arr)))
+
+
+def torch_model(model: Model) -> nn.Sequential:
+    """An ``nn.Sequential`` with one module per engine layer, so ``layers.{i}.weight`` is ``seq[i].weight``."""
+    seq = nn.Sequential(*[torch_layer(s, info.input_shape) for s, info in zip(model.spec.layers, model.info)])
+    for i, layer in enumerate(model.layers):
+        _copy_params(seq[i], layer.params)
+    seq.eval()
+    return seq
+
+
+def _t(x: np.ndarray, grad: bool = False):
+    return torch.tensor(np.array(x), requires_grad=grad)
+
+
+def assert_close(engine: np.ndarray, reference, what: str, atol: float = ATOL) -> None:
+    ref = reference.detach().numpy() if isinstance(reference, torch.Tensor) else np.asarray(reference)
+    assert engine.shape == ref.shape, f"{what}: shape {engine.shape} != torch {ref.shape}"
+    err = float(np.abs(engine.astype(np.float64) - ref.astype(np.float64)).max(initial=0.0))
+    assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:g}"
+
+
+# ---- every layer type ---------------------------------------------------------------------------
+
+LAYER_CASES = [
+    ({"type": "conv2d", "filters": 4, "kernel_size": 3}, (3, 9, 12)),
+    ({"type": "conv2d", "filters": 4, "kernel_size": 3, "stride": 2, "padding": 1}, (3, 9, 12)),
+    ({"type": "conv2d", "filters": 5, "kernel_size": 4, "padding": "same"}, (2, 7, 10)),
+    ({"type": "conv2d", "filters": 5, "kernel_size": 2, "padding": "same", "bias": False}, (3, 8, 5)),
+    ({"type": "conv2d", "filters": 3, "kernel_size": 5, "stride": 3, "padding": 2}, (1, 11, 8)),
+    ({"type": "conv2d", "filters": 6, "kernel_size": 1}, (4, 5, 6)),
+    ({"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "valid"}, (3, 6, 6)),
+    ({"type": "relu"}, (3, 6, 7)),
+    ({"type": "leaky_relu", "alpha": 0.1}, (3, 6, 7)),
+    ({"type": "sigmoid"}, (3, 6, 7)),
+    ({"type": "tanh"}, (10,)),
+    ({"type": "maxpool2d", "pool_size": 2}, (3, 7, 10)),
+    ({"type": "maxpool2d", "pool_size": 3, "stride": 2, "padding": 1}, (3, 7, 10)),
+    ({"type": "maxpool2d", "pool_size": 2, "stride": 1, "padding": 1}, (2, 5, 6)),
+    ({"type": "avgpool2d", "pool_size": 2}, (3, 7, 10)),
+    ({"type": "avgpool2d", "pool_size": 3, "stride": 2, "padding": 1}, (3, 7, 10)),
+    ({"type": "avgpool2d", "pool_size": 3, "stride": 3}, (2, 8, 7)),
+    ({"type": "global_avgpool2d"}, (5, 6, 7)),
+    ({"type": "dropout", "rate": 0.5}, (3, 4, 5)),  # evaluation: the identity in both
+    ({"type": "flatten"}, (3, 4, 5)),
+    ({"type": "dense", "units": 7}, (12,)),
+    ({"type": "dense", "units": 3, "bias": False}, (12,)),
+    ({"type": "softmax"}, (6,)),
+]
+
+
+def test_every_layer_type_is_covered():
+    assert {c[0]["type"] for c in LAYER_CASES} == set(LAYER_TYPES)
+
+
+@pytest.mark.parametrize(("spec_dict", "in_shape"), LAYER_CASES, ids=[f"{c[0]['type']}-{i}" for i, c in enumerate(LAYER_CASES)])
+def test_layer_forward_and_backward_match_torch(spec_dict, in_shape):
+    spec = parse_layer(spec_dict)
+    layer = build_layer(spec, in_shape, np.random.default_rng(0), np.float32)
+    rng = np.random.default_rng(1)
+    for p in layer.params.values():
+        p[...] = rng.normal(size=p.shape).astype(np.float32)
+    n = 3
+    x = rng.normal(size=(n, *in_shape)).astype(np.float32)  # public layout
+    x_engine = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x.copy()
+    out, cache = layer.forward(x_engine, train=False)
+    out_public = out.transpose(1, 0, 2, 3) if out.ndim == 4 else out
+    proj = rng.normal(size=out_public.shape).astype(np.float32)
+    dout = np.ascontiguousarray(proj.transpose(1, 0, 2, 3)) if proj.ndim == 4 else proj
+    dx, grads = layer.backward(dout, cache)
+    dx_public = dx.transpose(1, 0, 2, 3) if dx.ndim == 4 else dx
+
+    module = torch_layer(spec, in_shape)
+    _copy_params(module, layer.params)
+    module.eval()
+    xt = _t(x, grad=True)
+    yt = module(xt)
+    (yt * _t(proj)).sum().backward()
+    assert_close(out_public, yt, "output")
+    assert_close(dx_public, xt.grad, "input gradient")
+    assert set(grads) == {name for name, _ in module.named_parameters()}
+    for name, p in module.named_parameters():
+        assert_close(grads[name], p.grad, f"{name} gradient")
+
+
+# ---- whole networks -----------------------------------------------------------------------------
+
+CONV_NET = {
+    "version": 1,
+    "input_shape": [3, 17, 14],
+    "layers": [
+        {"type": "conv2d", "filters": 6, "kernel_size": 4, "padding": "same"},
+        {"type": "leaky_relu", "alpha": 0.1},
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "sigmoid"},
+        {"type": "avgpool2d", "pool_size": 3, "stride": 2, "padding": 1},
+        {"type": "conv2d", "filters": 5, "kernel_size": 2, "padding": "valid", "bias": False},
+        {"type": "tanh"},
+        {"type": "maxpool2d", "pool_size": 2, "stride": 1, "padding": 1},
+        {"type": "dropout", "rate": 0.3},
+        {"type": "flatten"},
+        {"type": "dense", "units": 7},
+        {"type": "softmax"},
+    ],
+}
+
+NETWORKS = {
+    "tiny-vgg": (preset_spec("tiny-vgg", (3, 64, 64), 10), 4),
+    "lenet5": (preset_spec("lenet5", (1, 28, 28), 10), 8),
+    "nin": (preset_spec("nin", (3, 32, 32), 6), 4),
+    "mlp": (preset_spec("mlp", (1, 28, 28), 10), 8),
+    "conv-net": (CONV_NET, 5),
+}
+
+
+@pytest.fixture(params=list(NETWORKS), scope="module")
+def network(request):
+    spec, n = NETWORKS[request.param]
+    model = Model.build(spec, seed=3)
+    rng = np.random.default_rng(4)
+    for name, p in model.params.items():  # non-zero biases, so a bias mix-up shows
+        if name.endswith("bias"):
+            p[...] = rng.normal(scale=0.1, size=p.shape).astype(np.float32)
+    x = rng.random((n, *model.input_shape), dtype=np.float32)
+    y = rng.integers(0, model.output_shape[0], size=n)
+    return model, torch_model(model), x, y
+
+
+def test_network_activations_match_torch(network):
+    model, seq, x, _ = network
+    res = model.forward(x, keep=True)
+    h = _t(x)
+    with torch.no_grad():
+        for i, module in enumerate(seq):
+            h = module(h)
+            assert_close(res.activations[i], h, f"layer {i} ({model.spec.layers[i].type}) output")
+    assert_close(res.output, h, "output")
+
+
+def test_network_cross_entropy_and_gradients_match_torch(network):
+    model, seq, x, y = network
+    res = model.loss_and_grads(x, y, loss="cross_entropy", train=False)
+    logits_net = seq[:-1] if model.ends_with_softmax else seq
+    seq.zero_grad()
+    logits = logits_net(_t(x))
+    loss = F.cross_entropy(logits, torch.from_numpy(y))
+    loss.backward()
+    assert abs(res.loss - loss.item()) <= ATOL
+    assert_close(res.probabilities, torch.softmax(logits, dim=1), "probabilities")
+    assert set(res.grads) == {f"layers.{name}" for name, _ in seq.named_parameters()}
+    for name, p in seq.named_parameters():
+        assert_close(res.grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+
+
+def test_network_mse_and_gradients_match_torch(network):
+    model, seq, x, y = network
+    res = model.loss_and_grads(x, y, loss="mse", train=False)
+    seq.zero_grad()
+    out = seq(_t(x))
+    target = F.one_hot(torch.from_numpy(y), out.shape[1]).to(out.dtype)
+    loss = (0.5 * (target - out) ** 2).sum() / out.shape[0]
+    loss.backward()
+    assert abs(res.loss - loss.item()) <= ATOL
+    for name, p in seq.named_parameters():
+        assert_close(res.grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+
+
+def test_network_input_gradient_matches_torch(network):
+    model, seq, x, _ = network
+    res = model.forward(x)
+    proj = np.random.default_rng(5).normal(size=res.output.shape).astype(np.float32)
+    dx, grads = model.backward(proj, res.caches, need_dx=True)
+    seq.zero_grad()
+    xt = _t(x, grad=True)
+    (seq(xt) * _t(proj)).sum().backward()
+    assert_close(dx, xt.grad, "input gradient")
+    for name, p in seq.named_parameters():
+        assert_close(grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+
+
+# ---- optimizers ---------------------------------------------------------------------------------
+
+OPTIMIZERS = {
+    "sgd": (lambda: SGD(lr=0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
+    "sgd-momentum": (lambda: SGD(lr=0.1, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
+    "sgd-nesterov": (lambda: SGD(lr=0.05, momentum=0.8, nesterov=True), lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True)),
+    "sgd-weight-decay": (
+        lambda: SGD(lr=0.1, momentum=0.9, weight_decay=0.05),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.05),
+    ),
+    "sgd-nesterov-weight-decay": (
+        lambda: SGD(lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.1),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True, weight_decay=0.1),
+    ),
+    "adam": (lambda: Adam(lr=0.01), lambda ps: torch.optim.Adam(ps, lr=0.01)),
+    "adam-weight-decay": (
+        lambda: Adam(lr=0.02, beta1=0.8, beta2=0.99, weight_decay=0.1),
+        lambda ps: torch.optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), weight_decay=0.1),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_optimizer_matches_torch_over_steps(name):
+    make_engine, make_torch = OPTIMIZERS[name]
+    rng = np.random.default_rng(0)
+    params = {"layers.0.weight": rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "layers.0.bias": rng.normal(size=4).astype(np.float32)}
+    tparams = {k: nn.Parameter(_t(v)) for k, v in params.items()}
+    opt, topt = make_engine(), make_torch(list(tparams.values()))
+    for step in range(5):
+        if step == 3:  # hyperparameters may change between steps
+            opt.lr *= 0.5
+            for group in topt.param_groups:
+                group["lr"] *= 0.5
+        grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+        opt.step(params, grads)
+        for k, p in tparams.items():
+            p.grad = _t(grads[k])
+        topt.step()
+        for k in params:
+            assert_close(params[k], tparams[k], f"{name} step {step + 1}: {k}", atol=1e-5)
+    assert opt.steps == 5
+
+
+def test_mse_formula_matches_torch_expression():
+    from engine.losses import mean_squared_error, softmax_cross_entropy
+
+    rng = np.random.default_rng(0)
+    out = rng.random((6, 4)).astype(np.float32)
+    y = np.array([0, 3, 2, 1, 1, 0])
+    value, dout = mean_squared_error(out, y)
+    ot = _t(out, grad=True)
+    target = F.one_hot(torch.from_numpy(y), 4).float()
+    ref = (0.5 * (target - ot) ** 2).sum() / 6
+    ref.backward()
+    assert abs(value - ref.item()) <= 1e-6
+    assert_close(dout, ot.grad, "mse gradient", atol=1e-6)
+
+    logits = (rng.normal(size=(6, 4)) * 30).astype(np.float32)  # large logits: still stable
+    value, dlogits, p = softmax_cross_entropy(logits, y)
+    lt = _t(logits, grad=True)
+    ref = F.cross_entropy(lt, torch.from_numpy(y))
+    ref.backward()
+    assert abs(value - ref.item()) <= ATOL
+    assert_close(dlogits, lt.grad, "cross-entropy gradient", atol=1e-6)
+    assert_close(p, torch.softmax(lt, dim=1), "probabilities", atol=1e-6)

@@ -1,0 +1,131 @@
+"""Fixtures for the browser tests: a real server in a subprocess and Debian's Chromium via Playwright.
+
+The tests skip (with the reason) when Playwright or Chromium is missing, so the suite still passes
+on a machine without a browser. Screenshots go to ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+# A small built-in dataset keeps evaluation and epochs quick; the page does not depend on its size.
+SERVER = """
+import sys, uvicorn
+from pathlib import Path
+from app.config import Settings
+from app.main import create_app
+settings = Settings(data_dir=Path(sys.argv[1]), builtin_sizes={"shapes": (800, 200), "digits": (800, 200)})
+uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:  # noqa: S310 (our own local server)
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Base URL of a real server on 127.0.0.1 with a fresh data directory."""
+    data = tmp_path_factory.mktemp("pagedata")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(data), str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _get_json(base + "/api/v1/health")
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                proc.kill()
+                pytest.fail(f"the server did not start:\n{out[-3000:]}")
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if proc.stdout:
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    exe = _chromium()
+    if not exe:
+        pytest.skip("no Chromium found (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh page at 1280x800 that fails the test on any console error or uncaught exception."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    pg.base_url = server  # type: ignore[attr-defined]
+    pg.console_errors = errors  # type: ignore[attr-defined]
+    pg.expected_http_errors = set()  # type: ignore[attr-defined]  # statuses a test provokes on purpose
+    yield pg
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        shot(pg, f"FAILED-{request.node.name}")
+    context.close()
+    # Chromium logs every 4xx answer to fetch(); a test that provokes one on purpose names its status.
+    allowed = tuple(f"status of {code} " for code in pg.expected_http_errors)
+    unexpected = [e for e in errors if not (allowed and "Failed to load resource" in e and any(a in e for a in allowed))]
+    assert not unexpected, "console errors:\n" + "\n".join(unexpected)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep
+
+
+def shot(pg, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot under test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    if full_page:
+        pg.evaluate("window.scrollTo(0, 0)")
+    pg.screenshot(path=str(path), full_page=full_page)
+    return path
