@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from engine.checkpoint import save_checkpoint
     from engine.model import Model
-    from engine.presets import preset_spec
+    from engine.presets import PRESETS, preset_spec
     from engine.specs import SpecError
     from engine.train import Hyperparameters, Trainer
 
@@ -87,7 +87,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         else:
             spec = preset_spec(args.preset, ds.input_shape, ds.num_classes)
         model = Model.build(spec, seed=args.seed)
-        hp = Hyperparameters(batch_size=args.batch_size, learning_rate=args.lr, optimizer=args.optimizer,
+        lr = args.lr if args.lr is not None else (0.01 if args.spec else PRESETS[args.preset].learning_rate)
+        hp = Hyperparameters(batch_size=args.batch_size, learning_rate=lr, optimizer=args.optimizer,
                              momentum=args.momentum, weight_decay=args.weight_decay, loss=args.loss, augment=args.augment)
         trainer = Trainer(model, ds, hp, seed=args.seed)
     except (SpecError, ValueError, OSError) as e:
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="shapes", help="built-in (shapes, digits) or an imported dataset's name")
     t.add_argument("--steps", type=int, default=1000, help="mini-batches to train on (one step = one batch)")
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's, 0.01 for a spec)")
     t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--weight-decay", type=float, default=0.0)

@@ -21,13 +21,40 @@ from app.config import Settings, get_settings
 from app.deps import AppState
 from app.errors import install_handlers
 from app.images import ImageStore
-from app.routes import checkpoints, datasets, forward, health, images, live, models, pages, pictures, train
+from app.routes import (
+    checkpoints,
+    datasets,
+    forward,
+    health,
+    images,
+    live,
+    models,
+    pages,
+    pictures,
+    train,
+)
 from app.security import BodyLimit, OriginCheck, SecurityHeaders
 from app.services.datasets import DatasetStore
 from app.services.live import LiveRegistry
 from app.store import ModelStore
 
 log = logging.getLogger("cnnvis")
+DESCRIPTION = """See inside a CNN while it works and learns.
+
+**Tensors** are `{"shape": [...], "dtype": "float32" | "float16", "data": "<base64>"}`, the data being the
+array's little-endian bytes in C order. **Errors** are `{"detail": "<what to do>"}` (spec errors add
+`layer_index`); 503 answers carry `Retry-After`. State-changing requests from another origin get 403.
+
+**Live training**: WebSocket `/api/v1/models/{id}/live`. Send JSON messages
+`{"action": "play" | "pause" | "step" | "state", "steps"?: n, <any hyperparameter>?, "eval_every"?: n,
+"pin"?: {"image_id": ...} | {"sample": {"split", "index"}} | null, "activations_every_ms"?: n,
+"dtype"?: "float32" | "float16", "layers"?: [indices]}`. The server answers `{"type": "state", "playing", "step",
+"hyperparameters", ...}` after every message, and sends `{"type": "progress", "step", "loss", "accuracy",
+"learning_rate", "steps_per_second", "steps": [every step since the last progress]}` at most ten times a second,
+`{"type": "evaluation", ...}` every `eval_every` steps, `{"type": "activations", ...forward response}` for a
+pinned image, and `{"type": "error", "detail", "status"}` for a message it cannot follow (the socket stays
+open). One connection per model (a second is closed with code 4409); closing the socket pauses training.
+"""
 API = "/api/v1"
 ARCHIVE_PATHS = (f"{API}/datasets", f"{API}/models/import")
 
@@ -62,8 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="cnn-visualizer",
         version="1.0.0",
-        description="See inside a CNN while it works and learns. Tensors are `{shape, dtype, data}` with `data` the "
-        "base64 of little-endian bytes in C order. Every error is `{\"detail\": ...}`.",
+        description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
     )

@@ -34,7 +34,12 @@ import numpy as np
 from app.concurrency import FairLock
 from app.config import Settings
 from app.errors import NotFound
-from engine.checkpoint import CheckpointError, atomic_write, checkpoint_bytes, load_checkpoint
+from engine.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    checkpoint_bytes,
+    load_checkpoint,
+)
 from engine.model import Model
 from engine.train import Hyperparameters
 

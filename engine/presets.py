@@ -69,9 +69,9 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("tiny-vgg", "TinyVGG", "CNN Explainer's network: two blocks of two 3x3 convolutions and a max pool.", tiny_vgg, "shapes", 0.05),
+        Preset("tiny-vgg", "TinyVGG", "CNN Explainer's network: two blocks of two 3x3 convolutions and a max pool.", tiny_vgg, "shapes", 0.01),
         Preset("lenet5", "LeNet-5", "LeCun's digit reader: 5x5 convolutions, pooling, three dense layers.", lenet5, "digits", 0.05),
-        Preset("nin", "Network in Network", "1x1 convolutions and global average pooling instead of dense layers.", nin, "shapes", 0.05),
+        Preset("nin", "Network in Network", "1x1 convolutions and global average pooling instead of dense layers.", nin, "shapes", 0.01),
         Preset("mlp", "Multi-layer perceptron", "No convolutions: the baseline that shows why convolutions matter.", mlp, "digits", 0.05),
     )
 }

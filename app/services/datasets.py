@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, TooLarge

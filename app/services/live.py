@@ -80,38 +80,38 @@ class LiveSession:
                 "read_only": rec.read_only}
 
     def _run(self) -> None:
-        try:
-            while True:
-                try:
-                    cmd = self.commands.get(block=not self.playing)
-                except queue.Empty:
-                    cmd = None
-                if cmd is _STOP:
-                    break
-                if cmd is not None:
-                    self._command(cmd)
-                if self.playing:
-                    self._guard(self._step)
-        except Exception:  # noqa: BLE001  the thread must end cleanly whatever happens
-            log.exception("live training of %s failed", self.rec.id)
-        finally:
-            self.playing = False
-            self._guard(self._save)
+        while True:
+            try:
+                cmd = self.commands.get(block=not self.playing)
+            except queue.Empty:
+                cmd = None
+            if cmd is _STOP:
+                break
+            if cmd is not None:
+                self._command(cmd)
+            if self.playing:
+                self._guard(self._step)
+        self.playing = False
+        self._guard(self._save)
 
-    def _guard(self, fn: Callable[[], Any]) -> None:
+    def _guard(self, fn: Callable[[], Any], pause: bool = True) -> bool:
+        """Run ``fn``; on failure tell the client (the socket stays open) and pause. True if it succeeded."""
         try:
             fn()
+            return True
         except AppError as e:
-            self.playing = False
             self.emit({"type": "error", "detail": e.detail, "status": e.status})
-            self.emit(self.state_message())
+        except Exception:  # noqa: BLE001  a bug must not leave a silent, dead session behind
+            log.exception("live training of %s failed", self.rec.id)
+            self.emit({"type": "error", "detail": "internal error; training paused (the server log has the details)", "status": 500})
+        if pause:
+            self.playing = False
+        self.emit(self.state_message())
+        return False
 
     def _command(self, msg: LiveMessage) -> None:
-        try:
-            self._apply(msg)
-        except AppError as e:
-            self.emit({"type": "error", "detail": e.detail, "status": e.status})
-        self.emit(self.state_message())
+        if self._guard(lambda: self._apply(msg), pause=False):  # a bad message changes nothing, playing included
+            self.emit(self.state_message())
 
     def _apply(self, msg: LiveMessage) -> None:
         """Check everything in the message first, then apply it all: a bad message changes nothing."""

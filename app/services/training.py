@@ -85,10 +85,11 @@ def record_steps(state: AppState, rec: ModelRecord, records: list[StepRecord]) -
     for r in records:
         steps.append({"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy),
                       "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now})
-    limit = state.settings.max_history_steps
-    if len(steps) > limit:
+    limit = max(state.settings.max_history_steps, 4)  # from 5 records on, each pass drops at least one
+    while len(steps) > limit:  # keep every other record of the older half: recent steps stay dense
         half = len(steps) // 2
-        rec.history["steps"] = steps[:half][::2] + steps[half:]
+        steps = steps[:half][::2] + steps[half:]
+    rec.history["steps"] = steps
     t = rec.trainer
     rec.step, rec.examples_seen, rec.epoch = t.step, t.examples_seen, t.epoch
 

@@ -254,7 +254,7 @@ export function createActions(store, api) {
         shape: [], data: new Float32Array(0), bias: null, error: err instanceof ApiError ? err.detail : String(err),
       }))));
       const now = store.get();
-      if (now.model?.id !== model.id || now.model.step !== model.step) return;
+      if (now.model?.id !== model.id || now.model?.step !== model.step) return;
       const next = new Map(now.filtersStep === model.step ? now.filters : []);
       missing.forEach((i, k) => next.set(i, got[k]));
       store.set({ filters: next, filtersStep: model.step });

@@ -119,6 +119,20 @@ export function createApi(base) {
       form.append('file', file, file instanceof File ? file.name : 'drawing.png');
       return request('POST', '/images', { form });
     },
+    /** @param {Blob} file a .zip of class folders @param {Record<string, string>} fields name, channels, height, width */
+    uploadDataset(file, fields) {
+      const form = new FormData();
+      form.append('file', file, file instanceof File ? file.name : 'dataset.zip');
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      return request('POST', '/datasets', { form });
+    },
+    /** @param {Blob} file a .npz checkpoint */
+    importCheckpoint(file) {
+      const form = new FormData();
+      form.append('file', file, file instanceof File ? file.name : 'model.npz');
+      return request('POST', '/models/import', { form });
+    },
+    checkpointUrl: (/** @type {string} */ id) => `${base}${model(id)}/checkpoint`,
     /** @param {string} id @param {InputRef} ref @returns {Promise<Forward>} */
     async forward(id, ref) {
       return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref) }));
@@ -145,7 +159,7 @@ export function createApi(base) {
     },
     /** @param {string} id @param {number} count */
     async trainBatch(id, count) {
-      const r = await request('GET', `${model(id)}/train/batch?count=${count}`);
+      const r = await request('GET', `${model(id)}/train/batch?count=${count}&dtype=float16`);
       return { ...r, images: decodeTensor(r.images) };
     },
 

@@ -6,6 +6,7 @@
 import { createActions } from './actions.js';
 import { createApi } from './api.js';
 import { createEditor } from './editor.js';
+import { createLibrary } from './library.js';
 import { createStore, initialState } from './state.js';
 import { createTrainer } from './training.js';
 import * as architecture from './views/architecture.js';
@@ -16,6 +17,7 @@ import * as filters from './views/filters.js';
 import * as input from './views/input.js';
 import * as messages from './views/messages.js';
 import * as modelbar from './views/modelbar.js';
+import * as models from './views/models.js';
 import * as overview from './views/overview.js';
 import * as tabs from './views/tabs.js';
 import * as training from './views/training.js';
@@ -27,7 +29,8 @@ const api = createApi(boot.api_base || '/api/v1');
 const actions = createActions(store, api);
 const trainer = createTrainer(store, api, actions);
 const editor = createEditor(store, api, actions);
-const ctx = { store, api, actions, trainer, editor, boot };
+const library = createLibrary(store, api, actions);
+const ctx = { store, api, actions, trainer, editor, library, boot };
 
 /** @type {Array<[string, {mount: (root: HTMLElement, ctx: any) => any, render: (view: any, state: any, changed: Set<string>) => void}]>} */
 const VIEWS = [
@@ -40,6 +43,7 @@ const VIEWS = [
   ['[data-tabs]', tabs],
   ['[data-view="detail"]', detail],
   ['[data-view="filters"]', filters],
+  ['[data-view="models"]', models],
   ['[data-view="training"]', training],
   ['[data-view="architecture"]', architecture],
   ['[data-view="evaluation"]', evaluation],

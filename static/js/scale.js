@@ -87,15 +87,3 @@ export function scaleFor(stats, locked, settings, layer, channel) {
   const [lo, hi] = displayRange(cmap, raw[0], raw[1]);
   return { lo, hi, cmap };
 }
-
-/**
- * Merge `extra` into locked stats so a lock widens to cover maps it had not seen (never shrinks).
- * @param {Stats} locked
- * @param {Stats} extra
- * @returns {Stats}
- */
-export function widenLock(locked, extra) {
-  const layers = new Map(locked.layers);
-  for (const [k, st] of extra.layers) if (!layers.has(k)) layers.set(k, st);
-  return { layers, lo: locked.lo, hi: locked.hi };
-}

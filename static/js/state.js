@@ -12,7 +12,7 @@
  * @typedef {{index: number, type: string, output: import('./tensor.js').Tensor, min: number, max: number, mean: number}} ForwardLayer
  * @typedef {{step: number, input: import('./tensor.js').Tensor, layers: ForwardLayer[], probabilities: number[],
  *   classes: string[], prediction: {index: number, class: string, probability: number}, label: number | null}} Forward
- * @typedef {{layer: number, channel: number, row: number, col: number, value: number}} Hover
+ * @typedef {{layer: number, channel: number, row: number, col: number, value: number, rect: import('./units.js').Rect | null}} Hover
  * @typedef {{step: number, loss: number, accuracy: number, learning_rate?: number, epoch?: number, time?: number}} StepPoint
  * @typedef {{steps: StepPoint[], evaluations: Array<Record<string, any>>, events: Array<{step: number, changes: Record<string, any>}>}} History
  * @typedef {{kind: 'error'|'info', text: string, id: number}} Message
@@ -20,6 +20,7 @@
  * @typedef {{
  *   boot: Record<string, any>,
  *   models: Array<Record<string, any>>,
+ *   datasets: Array<Record<string, any>>,
  *   model: Record<string, any> | null,
  *   dataset: Record<string, any> | null,
  *   input: InputRef | null,
@@ -33,6 +34,7 @@
  *   filtersStep: number,
  *   training: {playing: boolean, live: boolean, stepsPerSecond: number, busy: boolean},
  *   history: History,
+ *   batch: {step: number, images: import('./tensor.js').Tensor, labels: number[], classes: string[]} | null,
  *   evaluation: Record<string, any> | null,
  *   explanation: {method: string, map: import('./tensor.js').Tensor} | null,
  *   message: Message | null,
@@ -52,6 +54,7 @@ export function initialState(boot) {
   return {
     boot,
     models: [],
+    datasets: boot.datasets || [],
     model: null,
     dataset: null,
     input: null,
@@ -65,6 +68,7 @@ export function initialState(boot) {
     filtersStep: -1,
     training: { playing: false, live: false, stepsPerSecond: 0, busy: false },
     history: { steps: [], evaluations: [], events: [] },
+    batch: null,
     evaluation: null,
     explanation: null,
     message: null,

@@ -63,21 +63,3 @@ export function decodeTensor(t) {
   }
   return { shape: t.shape, data: out };
 }
-
-/**
- * Min and max of `data[offset .. offset+count)`, ignoring NaN.
- * @param {Float32Array} data
- * @param {number} offset
- * @param {number} count
- * @returns {[number, number]}
- */
-export function minMax(data, offset = 0, count = data.length) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = offset, end = offset + count; i < end; i++) {
-    const v = data[i];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return lo <= hi ? [lo, hi] : [0, 0];
-}

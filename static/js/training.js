@@ -21,6 +21,12 @@ export function createTrainer(store, api, actions) {
   let socketModel = null;
   /** @type {Record<string, any>} */
   let pendingHyper = {};
+  /** A play command is on its way: an earlier "not playing" state must not stop the page. */
+  let awaitingPlay = false;
+  /** The pinned input the server knows, as JSON. */
+  let pinned = '';
+  let batchLoading = false;
+  let batchTried = '';
 
   /** @param {Partial<import('./state.js').State['training']>} patch */
   function setTraining(patch) {
@@ -96,6 +102,8 @@ export function createTrainer(store, api, actions) {
     } else if (msg.type === 'activations') {
       actions.showForward(decodeForward(msg));
     } else if (msg.type === 'state') {
+      if (msg.playing) awaitingPlay = false;
+      if (awaitingPlay) return;
       const was = store.get().training.playing;
       setTraining({ playing: !!msg.playing, live: true });
       if (typeof msg.step === 'number') {
@@ -103,6 +111,7 @@ export function createTrainer(store, api, actions) {
       }
       if (was && !msg.playing) sync();
     } else if (msg.type === 'error') {
+      awaitingPlay = false;
       actions.fail(msg.detail || 'training failed');
     }
   }
@@ -163,6 +172,8 @@ export function createTrainer(store, api, actions) {
       const input = store.get().input;
       const ws = openSocket(model.id);
       setTraining({ playing: true });
+      awaitingPlay = true;
+      pinned = input ? JSON.stringify(inputBody(input)) : '';
       ws.send({
         action: 'play', eval_every: EVAL_EVERY, activations_every_ms: ACTIVATIONS_MS, dtype: 'float16',
         ...(input ? { pin: inputBody(input) } : {}),
@@ -177,7 +188,9 @@ export function createTrainer(store, api, actions) {
     /** Follow a new input while playing (the live maps show it). */
     repin() {
       const { input, training } = store.get();
-      if (socket && training.playing && input) socket.send({ action: 'play', pin: inputBody(input) });
+      if (!socket || !training.playing || !input || JSON.stringify(inputBody(input)) === pinned) return;
+      pinned = JSON.stringify(inputBody(input));
+      socket.send({ action: 'play', pin: inputBody(input) });
     },
 
     /**
@@ -221,6 +234,23 @@ export function createTrainer(store, api, actions) {
         actions.notify('info', 'The weights were reset to new random values.');
       } catch (err) {
         actions.fail(err);
+      }
+    },
+
+    /** Fetch the next mini-batch the trainer will use (trainable models only). */
+    async loadBatch() {
+      const model = store.get().model;
+      const key = model ? `${model.id}:${model.step}` : '';
+      if (!model || model.read_only || batchLoading || batchTried === key) return;
+      batchLoading = true;
+      batchTried = key;
+      try {
+        const r = await api.trainBatch(model.id, 16);
+        if (store.get().model?.id === model.id) store.set({ batch: r });
+      } catch (err) {
+        actions.fail(err);
+      } finally {
+        batchLoading = false;
       }
     },
 

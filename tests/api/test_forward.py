@@ -28,7 +28,7 @@ def test_forward_sample_reproducible(client, data_dir):
     model = load_checkpoint(client.get(f"{API}/models/{SHIPPED_ID}/checkpoint").content).model
     res = model.forward(x[None], keep=True)
     assert len(body["layers"]) == len(model.layers)
-    for layer, act in zip(body["layers"], res.activations):
+    for layer, act in zip(body["layers"], res.activations, strict=True):
         out = decode_tensor(layer["output"])
         assert out.shape == act.shape[1:] and np.allclose(out, act[0], atol=1e-6)
         assert np.isclose(layer["min"], act.min()) and np.isclose(layer["max"], act.max())

@@ -150,3 +150,30 @@ def test_unknown_model_and_cross_origin(client):
         with client.websocket_connect(f"{API}/models/{SHIPPED_ID}/live", headers={"origin": "http://evil.example"}) as ws:
             ws.receive_json()
     assert info.value.code == 4403
+
+
+def test_a_failing_step_pauses_and_reports(live, monkeypatch):
+    import app.services.live as live_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(live_module, "record_steps", broken)
+    live.send_json({"action": "play", "batch_size": 2})
+    msg, _ = until(live, lambda m: m["type"] == "error")
+    assert msg["status"] == 500 and "internal error" in msg["detail"] and "boom" not in msg["detail"]
+    assert until(live, lambda m: m["type"] == "state")[0]["playing"] is False
+    monkeypatch.undo()
+    live.send_json({"action": "step", "steps": 1})
+    assert until(live, stopped)[0]["step"] >= 1  # the session still works
+
+
+def test_a_bad_message_does_not_pause(live):
+    live.send_json({"action": "play", "batch_size": 2})
+    until(live, lambda m: m["type"] == "progress")
+    live.send_json({"action": "play", "learning_rate": -1})
+    until(live, lambda m: m["type"] == "error")
+    state, _ = until(live, lambda m: m["type"] == "state")
+    assert state["playing"] is True
+    live.send_json({"action": "pause"})
+    until(live, stopped)

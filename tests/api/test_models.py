@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.presets import PRESETS
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC
 
 API = "/api/v1"
@@ -45,7 +46,7 @@ def test_create_from_preset_spec_and_copy(client):
     m = r.json()
     assert m["name"] == "mine" and m["dataset"] == "shapes" and m["read_only"] is False and m["step"] == 0
     assert len(m["classes"]) == 8 and m["layers"][0]["receptive_field"] == {"size": 3.0, "jump": 1.0, "start": 1.0}
-    assert m["training"]["learning_rate"] == 0.05 and m["epoch"] == 0 and m["examples_seen"] == 0
+    assert m["training"]["learning_rate"] == PRESETS["tiny-vgg"].learning_rate and m["epoch"] == 0 and m["examples_seen"] == 0
     assert m["layers"][0]["trainable"] is True and m["layers"][1]["trainable"] is False
     r = client.post(f"{API}/models", json={"spec": SMALL_SPEC, "loss": "mse"})
     assert r.status_code == 201 and r.json()["dataset"] == "digits" and r.json()["training"]["loss"] == "mse"

@@ -111,3 +111,13 @@ def test_divergence_keeps_last_finite_weights(client, small_model, data_dir):
     assert saved.step == 2 and np.isfinite(saved.model.params["layers.7.weight"]).all()
     assert client.post(f"{API}/models/{mid}/reset", json={"seed": 1}).status_code == 200
     assert load_checkpoint(data_dir / "models" / mid / "checkpoint.npz").step == 0
+
+
+def test_long_histories_are_thinned(data_dir, pretrained_dir):
+    from tests.api.conftest import make_settings, open_client
+
+    with open_client(make_settings(data_dir, pretrained_dir, max_history_steps=10)) as c:
+        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        c.post(f"{API}/models/{mid}/train", json={"steps": 25, "batch_size": 2})
+        steps = [s["step"] for s in c.get(f"{API}/models/{mid}/history").json()["steps"]]
+        assert len(steps) <= 10 and steps[-1] == 25 and steps == sorted(steps) and steps[0] == 1

@@ -131,11 +131,18 @@ def test_step_adds_a_point_to_the_loss_curve(page):
 def test_play_then_pause_trains_and_stops(page):
     open_page(page)
     page.click('[data-tab="training"]')
+    # what is above the learning curves must not move; the curves' panel may grow below
+    layout = """() => JSON.stringify([...['.overview', '.ov-col canvas.map', '.sidebar', '.stage', '.dock .tabs']
+        .map((s) => document.querySelector(s).getBoundingClientRect()), document.querySelector('.train-charts').getBoundingClientRect().top])"""
+    page.wait_for_selector("#panel-training .chart-svg")
+    page.wait_for_timeout(300)
+    before = page.evaluate(layout)
     page.click('[data-action="play"]')
     page.wait_for_selector('[data-action="play"][aria-pressed="true"]')
     start = step_count(page)
     page.wait_for_function(f"() => Number(document.querySelector('[data-counter=\"step\"]').textContent.replace(/,/g, '')) >= {start + 3}",
                            timeout=30_000)
+    assert page.evaluate(layout) == before, "the layout moved while training"
     shot(page, "playing", full_page=True)
     page.click('[data-action="play"]')  # now the pause button
     page.wait_for_selector('[data-action="play"][aria-pressed="false"]', timeout=15_000)
@@ -176,3 +183,38 @@ def test_evaluation_shows_a_confusion_matrix(page):
         mis.first.click()
         page.wait_for_function("() => /sample #/.test(document.querySelector('.input-name').textContent)")
     shot(page, "evaluation", full_page=True)
+
+
+def test_colour_scale_modes_and_lock(page):
+    open_page(page)
+    legend = '.ov-col[data-layer="0"] .legend-ticks'
+    per_layer = page.text_content(legend)
+    page.click("label[for=scale-channel]")
+    page.wait_for_function(f"() => document.querySelector('{legend}').textContent !== {per_layer!r}")
+    page.click("label[for=scale-layer]")
+    page.wait_for_function(f"() => document.querySelector('{legend}').textContent === {per_layer!r}")
+    page.click("text=Lock range")
+    page.wait_for_selector('button[aria-pressed="true"]:has-text("Lock range")')
+    page.locator(".sample").nth(3).click()
+    page.wait_for_function("() => /#3$/.test(document.querySelector('.input-name').textContent)")
+    page.wait_for_timeout(300)
+    assert page.text_content(legend) == per_layer, "a locked range changed with the image"
+    page.click("text=Lock range")
+    page.wait_for_function(f"() => document.querySelector('{legend}').textContent !== {per_layer!r}")
+
+
+def test_keyboard_reaches_the_maps(page):
+    open_page(page)
+    tile = page.locator('.ov-col[data-layer="2"] canvas.map').nth(1)
+    tile.focus()
+    page.wait_for_selector(".rf-box:not([hidden])")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => /channel 2/.test(document.querySelector('#panel-detail .detail-title').textContent)")
+    unnamed = page.evaluate(
+        """() => Array.from(document.querySelectorAll('button, input, select, [role=button], [role=tab]'))
+                 .filter((el) => !el.closest('[hidden]'))
+                 .filter((el) => !(el.getAttribute('aria-label') || el.textContent.trim() || (el.labels && el.labels.length)))
+                 .map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    assert not unnamed, f"controls without a label: {unnamed}"

@@ -29,7 +29,7 @@ export function mount(root, ctx) {
   add.addEventListener('click', () => editor.add(ctx.store.get().draft?.layers.length ?? 0, addType.value));
   const revert = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Revert to the current model');
   revert.addEventListener('click', () => editor.load(true));
-  const dataset = h('select', { 'aria-label': 'Dataset for the new model' }, (boot.datasets || []).map((/** @type {any} */ d) => h('option', { value: d.name || d }, d.name || d)));
+  const dataset = h('select', { 'aria-label': 'Dataset for the new model' });
   const create = h('button', { type: 'button', class: 'btn btn-primary', dataset: { action: 'create-from-spec' } }, 'Create this model');
   create.addEventListener('click', () => editor.create(dataset.value));
 
@@ -68,6 +68,11 @@ export function mount(root, ctx) {
  * @param {Set<string>} changed
  */
 export function render(view, state, changed) {
+  if (changed.has('datasets')) {
+    const keep = view.dataset.value || state.model?.dataset;
+    replaceChildren(view.dataset, state.datasets.map((d) => h('option', { value: d.name || d }, d.name || d)));
+    if (keep) view.dataset.value = keep;
+  }
   if (changed.has('model') || changed.has('tab')) {
     if (state.tab === 'architecture' || state.draft) view.ctx.editor.load();
     if (state.model && changed.has('model')) view.dataset.value = state.model.dataset;

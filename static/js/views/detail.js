@@ -124,6 +124,7 @@ function renderWeights(view, state, sel, info) {
   }
   const f = state.filtersStep === model.step ? state.filters.get(src) : undefined;
   const key = `${model.id}:${model.step}:${src}`;
+  setText(view.wTitle, isMap ? `Filter ${sel.channel} of ${layerTitle(model.layers[src])} ${src}` : `Weights into unit ${sel.channel} of ${layerTitle(model.layers[src])} ${src}`);
   if (!f) {
     if (view.requested !== key) {
       view.requested = key;
@@ -147,7 +148,6 @@ function renderWeights(view, state, sel, info) {
     const [, c, kh, kw] = f.shape;
     const off = sel.channel * c * kh * kw;
     const m = maxAbs(f.data, off, c * kh * kw);
-    setText(view.wTitle, `Filter ${sel.channel} of ${layerTitle(srcInfo)} ${src}`);
     setText(view.wNote, `${c} input channel${c > 1 ? 's' : ''} × ${kh}×${kw}${bias}${via}`);
     const px = c > 16 ? 44 : crispSize(Math.max(kh, kw), 56, 84);
     drawSlices(view.slices, f.data, off, c, kh, kw, m, cmap, px, (i) => `in ${i}`);
@@ -161,7 +161,6 @@ function renderWeights(view, state, sel, info) {
   const [, d] = f.shape;
   const off = sel.channel * d;
   const m = maxAbs(f.data, off, d);
-  setText(view.wTitle, `Weights into unit ${sel.channel} of ${layerTitle(srcInfo)} ${src}`);
   const from = flattenSource(model, src - 1);
   if (from !== null) {
     const [c, hh, ww] = shapeOf(model, from);

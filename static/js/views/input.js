@@ -51,10 +51,10 @@ export function mount(root, ctx) {
     'div',
     { class: 'dropzone' },
     h('div', { class: 'input-actions' },
+      file,
       h('label', { class: 'btn btn-primary', for: 'file-input' }, 'Upload image'),
       drawBtn),
     h('p', { class: 'hint' }, 'or drop or paste an image here'),
-    file,
   );
   root.append(
     h('div', { class: 'panel-head' }, h('h2', {}, 'Input'), name),
@@ -70,9 +70,12 @@ export function mount(root, ctx) {
 
   const view = { root, ctx, canvas, overlay, rf, stage, exLegend, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', indices: /** @type {number[]} */ ([]) };
 
+  /** @param {File | null | undefined} f @param {string} [name] */
+  const send = (f, name) => {
+    if (f && !ctx.library.imageTooBig(f)) actions.upload(f, name || f.name);
+  };
   file.addEventListener('change', () => {
-    const f = file.files?.[0];
-    if (f) actions.upload(f, f.name);
+    send(file.files?.[0]);
     file.value = '';
   });
   shuffle.addEventListener('click', () => fillStrip(view, ctx.store.get(), true));
@@ -86,15 +89,14 @@ export function mount(root, ctx) {
   root.addEventListener('drop', (ev) => {
     ev.preventDefault();
     root.classList.remove('is-dragging');
-    const f = ev.dataTransfer?.files?.[0];
-    if (f) actions.upload(f, f.name);
+    send(ev.dataTransfer?.files?.[0]);
   });
   document.addEventListener('paste', (ev) => {
     const item = Array.from(ev.clipboardData?.items || []).find((i) => i.kind === 'file');
     const f = item?.getAsFile();
     if (f) {
       ev.preventDefault();
-      actions.upload(f, f.name || 'pasted image');
+      send(f, f.name || 'pasted image');
     }
   });
   return view;
@@ -122,11 +124,12 @@ export function render(view, state, changed) {
     const p = forward.prediction;
     const truth = forward.label ?? /** @type {any} */ (input)?.label;
     replaceChildren(view.prediction,
-      h('span', { class: 'prediction-label' }, 'Prediction'),
-      h('strong', {}, prettyClass(p.class)),
-      h('span', { class: 'prediction-prob' }, fmtPct(p.probability)),
-      typeof truth === 'number' && model.classes[truth] !== undefined
-        ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, `true: ${prettyClass(model.classes[truth])}`) : null);
+      h('span', { class: 'prediction-line' },
+        h('span', { class: 'prediction-label' }, 'Prediction'),
+        h('span', { class: 'prediction-prob' }, fmtPct(p.probability)),
+        typeof truth === 'number' && model.classes[truth] !== undefined
+          ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, `true: ${prettyClass(model.classes[truth])}`) : null),
+      h('strong', { title: prettyClass(p.class) }, prettyClass(p.class)));
   }
   if (changed.has('input') && input) {
     setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);

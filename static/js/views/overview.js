@@ -6,6 +6,7 @@
 import { drawInput, drawMap, drawVector, unitAt } from '../canvas.js';
 import { debounce, h, replaceChildren } from '../dom.js';
 import { fmt, fmtShape, layerTitle } from '../format.js';
+import { gridKeys } from '../gridkeys.js';
 import { chooseSize, COL_GAP, planColumn } from '../layout.js';
 import { createLegend, updateLegend } from '../legend.js';
 import { createProbs, updateProbs } from '../probs.js';
@@ -41,7 +42,18 @@ export function mount(root, ctx) {
     const t = tileOf(view, ev);
     if (t) ctx.actions.select(t.layer, t.channel, true);
   });
-  track.addEventListener('keydown', (ev) => onKey(view, ev));
+  track.addEventListener('keydown', (ev) => gridKeys(ev, view.columns.map((c) => c.canvases), (ci, k) => ctx.actions.select(view.columns[ci].layer, k, true)));
+  // Keyboard focus shows what hovering shows, for the unit at the map's centre.
+  track.addEventListener('focusin', (ev) => {
+    const c = ev.target;
+    if (!(c instanceof HTMLCanvasElement)) return;
+    const r = c.getBoundingClientRect();
+    onMove(view, /** @type {any} */ ({ target: c, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 }));
+  });
+  track.addEventListener('focusout', () => {
+    hideTooltip();
+    ctx.actions.hover(null);
+  });
   const relayout = debounce(() => {
     view.key = '';
     render(view, ctx.store.get(), new Set(['model']));
@@ -277,35 +289,4 @@ function onMove(view, ev) {
   if (rect && t.layer >= 0) lines.push(`receptive field ${fmt(rect.height)}×${fmt(rect.width)} px`);
   showTooltip(lines, ev.clientX, ev.clientY);
   view.ctx.actions.hover({ layer: t.layer, channel: t.channel, row: t.row, col: t.x, value, rect });
-}
-
-/**
- * Enter/Space select a map; arrow keys move between maps and columns.
- * @param {View} view
- * @param {KeyboardEvent} ev
- */
-function onKey(view, ev) {
-  const canvas = /** @type {HTMLElement} */ (ev.target);
-  if (!(canvas instanceof HTMLCanvasElement)) return;
-  const ci = view.columns.findIndex((c) => c.layer === Number(canvas.dataset.layer));
-  const col = view.columns[ci];
-  const k = col ? col.canvases.indexOf(canvas) : -1;
-  if (ev.key === 'Enter' || ev.key === ' ') {
-    ev.preventDefault();
-    view.ctx.actions.select(col.layer, k, true);
-    return;
-  }
-  const moves = /** @type {Record<string, [number, number]>} */ ({ ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] });
-  const mv = moves[ev.key];
-  if (!mv || ci < 0) return;
-  ev.preventDefault();
-  let target = null;
-  if (mv[1]) target = col.canvases[k + mv[1]];
-  else {
-    for (let j = ci + mv[0]; j >= 0 && j < view.columns.length && !target; j += mv[0]) {
-      const next = view.columns[j].canvases;
-      if (next.length) target = next[Math.min(k, next.length - 1)];
-    }
-  }
-  target?.focus();
 }

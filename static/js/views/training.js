@@ -1,12 +1,13 @@
 // @ts-check
 /**
- * The training panel: which model trains (copy the ready one, or a new one from a preset on a
- * dataset), its hyperparameters (changeable while playing, each change marked on the curves), and
- * live loss and accuracy curves with smoothing, a log scale, hover values and a CSV download.
+ * The training panel: hyperparameters (changeable while playing, each change marked on the
+ * curves), live loss and accuracy curves with smoothing, a log scale, hover values and a CSV
+ * download, and the next mini-batch. The model card beside it is views/models.js.
  */
 import { createChart, smooth } from '../charts.js';
 import { debounce, field, h, replaceChildren, setText } from '../dom.js';
-import { fmt, fmtInt, fmtPct } from '../format.js';
+import { drawInput } from '../canvas.js';
+import { fmt, fmtInt, fmtPct, prettyClass } from '../format.js';
 
 const DRAW_MS = 250;
 
@@ -26,26 +27,7 @@ const HYPER = [
  * @param {any} ctx
  */
 export function mount(root, ctx) {
-  const { actions, trainer, boot } = ctx;
-  const modelNote = h('p', { class: 'detail-note' });
-  const copy = h('button', { type: 'button', class: 'btn', dataset: { action: 'copy' } }, 'Copy this model');
-  copy.addEventListener('click', () => {
-    const m = ctx.store.get().model;
-    if (m) actions.createModel({ from: m.id, name: `${m.name} (my copy)` }, `Copied “${m.name}”: train away.`);
-  });
-  const preset = h('select', { 'aria-label': 'Preset architecture' }, (boot.presets || []).map((/** @type {any} */ p) => h('option', { value: p.name, title: p.description }, p.title || p.name)));
-  const dataset = h('select', { 'aria-label': 'Dataset' }, (boot.datasets || []).map((/** @type {any} */ d) => {
-    const name = typeof d === 'string' ? d : d.name;
-    return h('option', { value: name }, name);
-  }));
-  preset.addEventListener('change', () => {
-    const p = (boot.presets || []).find((/** @type {any} */ x) => x.name === preset.value);
-    if (p?.default_dataset) dataset.value = p.default_dataset;
-  });
-  preset.dispatchEvent(new Event('change'));
-  const create = h('button', { type: 'button', class: 'btn', dataset: { action: 'create' } }, 'Create');
-  create.addEventListener('click', () => actions.createModel({ preset: preset.value, dataset: dataset.value, name: `${preset.selectedOptions[0]?.textContent} on ${dataset.value}` }));
-
+  const { actions, trainer } = ctx;
   /** @type {Record<string, HTMLInputElement | HTMLSelectElement>} */
   const inputs = {};
   const form = h('div', { class: 'hyper-grid' });
@@ -73,19 +55,16 @@ export function mount(root, ctx) {
   const lossChart = createChart({ label: 'Loss per step' });
   const accChart = createChart({ label: 'Accuracy per step' });
   const summary = h('p', { class: 'train-summary', 'aria-live': 'polite' });
-  const view = { root, ctx, modelNote, copy, inputs, log, smoothing, lossChart, accChart, summary, lastDraw: 0, timer: /** @type {any} */ (0) };
+  const batch = h('div', { class: 'batch', role: 'group', 'aria-label': 'The next mini-batch' });
+  const batchNote = h('p', { class: 'hint' });
+  const view = { root, ctx, inputs, log, smoothing, lossChart, accChart, summary, batch, batchNote, batchKey: '', lastDraw: 0, timer: /** @type {any} */ (0) };
   const redraw = () => drawCharts(view, ctx.store.get());
   log.addEventListener('change', redraw);
   smoothing.addEventListener('input', redraw);
   csv.addEventListener('click', () => downloadCsv(ctx.store.get()));
   new ResizeObserver(debounce(redraw, 100)).observe(lossChart.el);
 
-  root.append(h('div', { class: 'training' },
-    h('section', { class: 'card train-model' },
-      h('h3', {}, 'Model'), modelNote, h('div', { class: 'row' }, copy),
-      h('h4', { class: 'subhead' }, 'Or start a new one'),
-      h('div', { class: 'row' }, field('Architecture', preset), field('Dataset', dataset), create),
-      h('p', { class: 'hint' }, 'To build your own, edit the layers in the Architecture tab.')),
+  root.append(
     h('section', { class: 'card train-hyper' },
       h('h3', {}, 'Hyperparameters'),
       h('p', { class: 'hint' }, 'Change them any time, even while training plays; each change is marked on the curves.'),
@@ -101,8 +80,9 @@ export function mount(root, ctx) {
           h('span', { class: 'key key-test' }, 'test'), h('span', { class: 'key key-event' }, 'change'))),
       h('div', { class: 'charts' },
         h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Loss'), lossChart.el),
-        h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Accuracy'), accChart.el))),
-  ));
+        h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Accuracy'), accChart.el)),
+      h('h4', { class: 'subhead' }, 'The next mini-batch'), batchNote, batch),
+  );
   return view;
 }
 
@@ -115,9 +95,6 @@ export function render(view, state, changed) {
   const { model } = state;
   if (!model) return;
   if (changed.has('model')) {
-    setText(view.modelNote, model.read_only
-      ? `“${model.name}” is ready-trained and read-only. Press Step or Play and the page trains a copy, or copy it now.`
-      : `Training “${model.name}” on ${model.dataset}: step ${fmtInt(model.step)}, epoch ${fmtInt(model.epoch ?? 0)}.`);
     for (const [name, input] of Object.entries(view.inputs)) {
       if (document.activeElement === input) continue;
       const v = model.training?.[name];
@@ -129,6 +106,7 @@ export function render(view, state, changed) {
     m.disabled = model.training?.optimizer === 'adam';
   }
   if (state.tab !== 'training') return;
+  renderBatch(view, state);
   if (!['history', 'tab', 'model'].some((k) => changed.has(k))) return;
   const wait = DRAW_MS - (performance.now() - view.lastDraw);
   if (wait > 0 && state.training.playing) {
@@ -187,4 +165,33 @@ function downloadCsv(state) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/**
+ * The images the next training step will use (fetched when the panel shows and training is idle).
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').State} state
+ */
+function renderBatch(view, state) {
+  const { model, batch, training } = state;
+  if (!model) return;
+  if (model.read_only) {
+    setText(view.batchNote, 'Shown for the models you train.');
+    replaceChildren(view.batch);
+    view.batchKey = '';
+    return;
+  }
+  if (!training.playing && !training.busy && batch?.step !== model.step) view.ctx.trainer.loadBatch();
+  const key = batch ? `${model.id}:${batch.step}` : '';
+  if (!batch || key === view.batchKey) return;
+  view.batchKey = key;
+  const [n, c, hh, ww] = batch.images.shape;
+  setText(view.batchNote, `${n} of the ${model.training?.batch_size ?? n} images of step ${fmtInt(batch.step + 1)}, with their true classes.`);
+  replaceChildren(view.batch, Array.from({ length: n }, (_, i) => {
+    const canvas = h('canvas', { class: 'map', 'aria-hidden': 'true' });
+    const data = batch.images.data.subarray(i * c * hh * ww, (i + 1) * c * hh * ww);
+    drawInput(canvas, { shape: [1, c, hh, ww], data });
+    const name = prettyClass(batch.classes[batch.labels[i]] ?? String(batch.labels[i]));
+    return h('figure', { class: 'batch-item', title: name }, canvas, h('figcaption', {}, name));
+  }));
 }

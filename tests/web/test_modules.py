@@ -1,0 +1,87 @@
+"""The page's pure modules, run in the browser against Python oracles: float16 decoding (NumPy),
+receptive-field rectangles (the engine's recurrence, worked by hand for TinyVGG), colour ranges,
+chart ticks and smoothing."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def run(page, code: str, arg=None):
+    """Evaluate an async function body in the page, with the static modules importable."""
+    if not page.url.startswith(page.base_url):
+        page.route("**/favicon.ico", lambda route: route.fulfill(status=204, body=b""))  # a bare file page asks for one
+        page.goto(page.base_url + "/static/favicon.svg")
+    return page.evaluate(f"async (arg) => {{ {code} }}", arg)
+
+
+def test_float16_and_float32_decoding_matches_numpy(page):
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, 1.0, -2.5, 65504.0, -65504.0, 6.1e-5, 5.96e-8, np.inf, -np.inf], dtype=np.float16)
+    h = np.concatenate([special, rng.normal(0, 100, 500).astype(np.float16)])
+    f = rng.normal(0, 1, 300).astype(np.float32)
+    wire = [
+        {"shape": [len(h)], "dtype": "float16", "data": base64.b64encode(h.astype("<f2").tobytes()).decode()},
+        {"shape": [3, 100], "dtype": "float32", "data": base64.b64encode(f.astype("<f4").tobytes()).decode()},
+    ]
+    got = run(page, """
+        const { decodeTensor } = await import('/static/js/tensor.js');
+        return arg.map((t) => { const d = decodeTensor(t); return { shape: d.shape, data: Array.from(d.data, (v) => Number.isFinite(v) ? v : String(v)) }; });
+    """, wire)
+    want16 = [v if np.isfinite(v) else ("Infinity" if v > 0 else "-Infinity") for v in h.astype(np.float32).tolist()]
+    assert got[0]["data"] == want16
+    assert got[1]["shape"] == [3, 100]
+    assert np.array_equal(np.array(got[1]["data"], dtype=np.float32), f)
+    with pytest.raises(Exception, match="needs 8 bytes"):
+        run(page, "const { decodeTensor } = await import('/static/js/tensor.js'); return decodeTensor(arg);",
+            {"shape": [2], "dtype": "float32", "data": base64.b64encode(b"\0" * 4).decode()})
+
+
+def test_receptive_rectangles_follow_the_engine(page):
+    # TinyVGG on 64x64: conv3 (size 3, jump 1, start 1), conv3 (5, 1, 2), pool2 (6, 2, 2.5), flatten, dense
+    layer = lambda t, shape, size, jump, start: {"type": t, "output_shape": shape, "receptive_field": {"size": size, "jump": jump, "start": start}}
+    model = {"spec": {"input_shape": [3, 64, 64]}, "layers": [
+        layer("conv2d", [10, 62, 62], 3, 1, 1), layer("conv2d", [10, 60, 60], 5, 1, 2), layer("maxpool2d", [10, 30, 30], 6, 2, 2.5),
+        layer("flatten", [9000], 6, 2, 2.5), layer("dense", [8], 64, 0, 31.5)]}
+    got = run(page, """
+        const { receptiveRect, flattenSource, producingConv } = await import('/static/js/units.js');
+        const m = arg;
+        return [receptiveRect(m, 0, 0, 0, 0), receptiveRect(m, 0, 0, 10, 20), receptiveRect(m, 2, 0, 0, 0),
+                receptiveRect(m, 2, 0, 29, 29), receptiveRect(m, 3, 30 * 30 + 31, -1, -1), receptiveRect(m, 4, 3, -1, -1),
+                flattenSource(m, 3), producingConv(m, 2)];
+    """, model)
+    rect = lambda top, left, h, w: {"top": top, "left": left, "height": h, "width": w}
+    assert got[0] == rect(0, 0, 3, 3)  # unit (0, 0) of a 3x3 conv reads pixels 0..2
+    assert got[1] == rect(10, 20, 3, 3)
+    assert got[2] == rect(0, 0, 6, 6)  # pool of two 3x3 convs: 6 pixels from the corner
+    assert got[3] == rect(58, 58, 6, 6)  # the last pooled unit ends at the image edge
+    assert got[4] == rect(2, 2, 6, 6)  # flatten index 931 = channel 1, row 1, col 1 of the pool
+    assert got[5] == rect(0, 0, 64, 64)  # a dense unit sees everything
+    assert got[6] == 2 and got[7] == 1
+
+
+def test_colour_ranges_ticks_and_smoothing(page):
+    got = run(page, """
+        const c = await import('/static/js/colormap.js');
+        const ch = await import('/static/js/charts.js');
+        return {
+          auto: [c.resolveMap('auto', -1), c.resolveMap('auto', 0), c.resolveMap('magma', -1)],
+          ranges: [c.displayRange('rdbu', -2, 1), c.displayRange('viridis', 0.5, 3), c.displayRange('viridis', -1, 2), c.displayRange('viridis', 0, 0)],
+          lut: Array.from(c.lut('gray').slice(0, 4)).concat(Array.from(c.lut('gray').slice(1020, 1024))),
+          ticks: ch.niceTicks(0, 1, 5), ticks2: ch.niceTicks(3, 97, 4),
+          smooth: ch.smooth([[1, 2], [2, 2], [3, 2]], 0.9), smooth0: ch.smooth([[1, 1], [2, 5]], 0),
+        };
+    """)
+    assert got["auto"] == ["rdbu", "viridis", "magma"]
+    assert got["ranges"][0] == [-2, 2] and got["ranges"][1] == [0, 3] and got["ranges"][2] == [-1, 2]
+    assert got["ranges"][3][0] == 0 and got["ranges"][3][1] > 0  # never an empty range
+    assert got["lut"] == [0, 0, 0, 255, 255, 255, 255, 255]
+    assert got["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    assert got["ticks2"] == [25, 50, 75]
+    assert [round(v, 9) for _, v in got["smooth"]] == [2, 2, 2]  # bias-corrected: a constant stays constant
+    assert got["smooth0"] == [[1, 1], [2, 5]]
