@@ -9,7 +9,15 @@ from .digits import make_digits
 from .download import download_dataset
 from .folder import FolderReport, load_image_folder
 from .idx import FASHION_CLASSES, load_mnist, read_idx
-from .images import ALLOWED_FORMATS, ImageError, array_to_png, open_image, preprocess, to_mode, to_uint8_chw
+from .images import (
+    ALLOWED_FORMATS,
+    ImageError,
+    array_to_png,
+    open_image,
+    preprocess,
+    to_mode,
+    to_uint8_chw,
+)
 from .registry import BUILTIN, builtin_dataset
 from .shapes import SHAPE_CLASSES, make_shapes
 

@@ -9,13 +9,14 @@ zipfile does not yet reject overlapping-entry bombs on its own).
 
 from __future__ import annotations
 
+import itertools
 import stat
 import zipfile
 from typing import Literal
 
 from .dataset import DatasetError
 
-__all__ = ["ArchiveError", "check_zip", "read_member", "is_ignored", "member_parts"]
+__all__ = ["ArchiveError", "check_zip", "is_ignored", "member_parts", "read_member"]
 
 ArchiveErrorKind = Literal["too_large", "invalid"]
 _LOCAL_HEADER = 30  # fixed part of a zip local file header, in bytes
@@ -133,7 +134,7 @@ def _check_entry(info: zipfile.ZipInfo, max_ratio: int) -> None:
 def _check_no_overlap(infos: list[zipfile.ZipInfo]) -> None:
     """Each entry's local header + name + data must end before the next entry starts."""
     ordered = sorted(infos, key=lambda i: i.header_offset)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         name_bytes = a.orig_filename.encode("utf-8" if a.flag_bits & 0x800 else "cp437", "replace")
         end = a.header_offset + _LOCAL_HEADER + len(name_bytes) + a.compress_size
         if b.header_offset < end:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetError", "to_float", "save_dataset", "load_dataset", "atomic_write_bytes"]
+__all__ = ["Dataset", "DatasetError", "atomic_write_bytes", "load_dataset", "save_dataset", "to_float"]
 
 _FORMAT_VERSION = 1
 _SPLITS = ("train", "test")

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .dataset import Dataset
 
-__all__ = ["DIGIT_CLASSES", "DIGITS_DESCRIPTION", "make_digits"]
+__all__ = ["DIGITS_DESCRIPTION", "DIGIT_CLASSES", "make_digits"]
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
@@ -119,7 +119,7 @@ def _make_split(
     warp = _smooth_field(n, size, rng) * (rng.uniform(0.0, 1.4, n) * unit).astype(np.float32)[:, None, None, None]
     qx = grid[None, None, :] + warp[:, 0] - centre[0, :, None, None].astype(np.float32)
     qy = grid[None, :, None] + warp[:, 1] - centre[1, :, None, None].astype(np.float32)
-    f32 = lambda a: a.astype(np.float32)[:, None, None]  # noqa: E731
+    f32 = lambda a: a.astype(np.float32)[:, None, None]
     px = f32(inv[0]) * qx + f32(inv[1]) * qy + f32(info[glyph, 1])
     py = f32(inv[2]) * qx + f32(inv[3]) * qy + f32(info[glyph, 2])
     img = _bilinear(bank, glyph, px, py)  # (n, S, S) in [0, 1]

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from .dataset import DatasetError
 
-__all__ = ["SOURCES", "Progress", "Fetcher", "download_dataset", "fetch_url", "file_md5"]
+__all__ = ["SOURCES", "Fetcher", "Progress", "download_dataset", "fetch_url", "file_md5"]
 
 Progress = Callable[[int, int], None]  # (bytes done, total bytes or -1 when unknown)
 Fetcher = Callable[[str, BinaryIO, "Progress | None"], None]
@@ -94,7 +94,7 @@ def download_dataset(
 def fetch_url(url: str, out: BinaryIO, progress: Progress | None = None) -> None:
     """Stream ``url`` into ``out`` with urllib (60 s timeout, size cap)."""
     request = urllib.request.Request(url, headers={"User-Agent": "cnn-visualizer"})
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (fixed https/http URLs)
+    with urllib.request.urlopen(request, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or -1)
         done = 0
         while chunk := response.read(_CHUNK):

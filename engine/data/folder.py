@@ -72,7 +72,7 @@ def load_image_folder(
     path = Path(path)
     if path.is_dir():
         entries = _scan_folder(path, max_files)
-        read = lambda rel: _read_file(path / rel)  # noqa: E731
+        read = lambda rel: _read_file(path / rel)
         return _build(entries, read, input_shape, test_fraction, seed, name or path.name, max_files)
     if path.is_file() and zipfile.is_zipfile(path):
         try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .dataset import Dataset, DatasetError, atomic_write_bytes
 
-__all__ = ["read_idx", "write_idx", "load_mnist", "FASHION_CLASSES", "MNIST_FILES"]
+__all__ = ["FASHION_CLASSES", "MNIST_FILES", "load_mnist", "read_idx", "write_idx"]
 
 _TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),

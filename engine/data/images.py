@@ -18,11 +18,11 @@ from PIL import Image, ImageOps
 __all__ = [
     "ALLOWED_FORMATS",
     "ImageError",
-    "open_image",
-    "to_mode",
-    "preprocess",
-    "to_uint8_chw",
     "array_to_png",
+    "open_image",
+    "preprocess",
+    "to_mode",
+    "to_uint8_chw",
 ]
 
 ALLOWED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"})
@@ -63,7 +63,7 @@ def open_image(data: bytes, *, max_pixels: int = 4096 * 4096, max_side: int = 40
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own limit (89 MP by default) fired before ours could: far too large anyway.
         raise ImageError("too_large", f"the image is far too large ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001  a header Pillow recognised but could not parse
+    except Exception as exc:
         raise ImageError("corrupt", f"the image header is damaged ({exc})") from exc
     if img.format not in ALLOWED_FORMATS:
         raise ImageError("unsupported", f"{img.format} images are not supported; use one of {allowed}")
@@ -80,7 +80,7 @@ def open_image(data: bytes, *, max_pixels: int = 4096 * 4096, max_side: int = 40
     try:
         img.seek(0)  # GIF / TIFF: the first frame only
         img.load()
-    except Exception as exc:  # noqa: BLE001  Pillow raises many types for damaged data
+    except Exception as exc:
         raise ImageError("corrupt", f"the {fmt} image is truncated or damaged ({exc})") from exc
     try:
         out = ImageOps.exif_transpose(img)
@@ -106,9 +106,7 @@ def to_mode(img: Image.Image, channels: int, *, background: int | None = None) -
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         img = _deep_to_l(img)
         mode = "L"
-    if mode == "P" and "transparency" in img.info or mode == "PA":
-        img = img.convert("RGBA")
-    elif mode in ("RGBa", "La"):
+    if mode == "P" and "transparency" in img.info or mode == "PA" or mode in ("RGBa", "La"):
         img = img.convert("RGBA")
     mode = img.mode
     if mode in ("RGBA", "LA"):

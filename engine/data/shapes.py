@@ -5,6 +5,11 @@ ring), straight edges and corners (square, triangle, cross) and orientation (thr
 stripe directions). Every shape is drawn as a signed distance field, vectorised over a
 whole class at once, and antialiased analytically (``alpha = clip(0.5 - sd, 0, 1)``),
 so generation needs no per-image Python loop.
+
+Rotation only where it keeps the class: triangles turn freely, squares within +-20
+degrees (so they never become diamonds), crosses within +-30 (a plus, never an x),
+stripes within +-10 of their orientation. Shape and background colours differ in luma
+by at least 0.38, so the shape is always visible in grey too.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 
 from .dataset import Dataset
 
-__all__ = ["SHAPE_CLASSES", "SHAPES_DESCRIPTION", "make_shapes"]
+__all__ = ["SHAPES_DESCRIPTION", "SHAPE_CLASSES", "make_shapes"]
 
 SHAPE_CLASSES: tuple[str, ...] = (
     "circle",
@@ -27,13 +32,16 @@ SHAPE_CLASSES: tuple[str, ...] = (
 )
 
 SHAPES_DESCRIPTION = (
-    "Synthetic RGB shapes (generator v1): circles and rings (curves), squares, triangles and "
+    "Synthetic RGB shapes (generator v2): circles and rings (curves), squares, triangles and "
     "crosses (straight edges and corners) and horizontal, vertical and diagonal stripes "
     "(orientation), in random colours, sizes and positions on noisy, cloudy backgrounds."
 )
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_POSITION_JITTER = 1.0  # fraction of the free space a shape's centre may use
+# A shape's centre moves within this fraction of the free space around the image centre.
+# With the whole free space, TinyVGG (whose dense head is not translation invariant)
+# plateaued near 94% test accuracy; at 0.35 it reached 97% in 10 epochs (PyTorch check).
+_POSITION_JITTER = 0.35
 _MIN_CONTRAST = 0.38  # minimum |luma(shape) - luma(background)|, pixel values in [0, 1]
 
 

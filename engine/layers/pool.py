@@ -59,11 +59,22 @@ class MaxPool2DLayer(_WindowPool):
         xp, out = cache
         ho, wo = out.shape[2], out.shape[3]
         dxp = np.zeros_like(xp)
-        pending = np.ones(out.shape, dtype=bool)  # stops a tie from routing the gradient twice
-        for _, _, (view, dview) in _pairs(xp, dxp, self.k, self.s, ho, wo):
-            hit = (view == out) & pending
-            dview += np.where(hit, dout, 0)
-            pending &= ~hit
+        views = list(ops.window_views(xp, self.k, self.k, self.s, ho, wo))
+        dviews = ops.window_views(dxp, self.k, self.k, self.s, ho, wo)
+        hit = np.empty(out.shape, dtype=bool)
+        pending = None  # windows whose maximum has not been claimed yet: a tie routes to the first only
+        for n, ((_, _, view), (_, _, dview)) in enumerate(zip(views, dviews)):
+            np.equal(view, out, out=hit)
+            if pending is None:
+                pending = ~hit
+            else:
+                hit &= pending
+                if n < len(views) - 1:
+                    pending ^= hit
+            if self.k <= self.s:  # windows do not overlap: each input belongs to one window at most
+                np.multiply(dout, hit, out=dview)
+            else:
+                dview += dout * hit
         return ops.unpad_chw(dxp, (self.p,) * 4), {}
 
 
@@ -114,9 +125,3 @@ class GlobalAvgPool2DLayer(Layer):
         dx = np.empty(cache, dtype=dout.dtype)
         dx[...] = (dout.T / (h * w))[:, :, None, None]
         return dx, {}
-
-
-def _pairs(xp, dxp, k, s, ho, wo):
-    """Walk the same window offsets over an input and its gradient buffer together."""
-    for (i, j, view), (_, _, dview) in zip(ops.window_views(xp, k, k, s, ho, wo), ops.window_views(dxp, k, k, s, ho, wo)):
-        yield i, j, (view, dview)

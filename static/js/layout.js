@@ -5,7 +5,7 @@
  */
 
 export const GAP = 4; // between thumbnails
-export const COL_GAP = 10; // between columns
+export const COL_GAP = 8; // between columns
 export const MIN_COL = 50; // narrowest column (room for its labels)
 export const PROBS_W = 176; // the class-probability column
 
@@ -48,7 +48,7 @@ export function planColumn(spec, s, availH) {
     return { ...base, width: Math.max(MIN_COL, cols * (tw + GAP) - GAP), tileW: tw, tileH: th, perCol: rows, cols };
   }
   const d = spec.d;
-  if (d <= 64) {
+  if (d <= 32) {
     const cell = Math.max(3, Math.min(22, Math.floor(availH / d)));
     return { ...base, cell, gridCols: 1, gridRows: d, tileW: 22, tileH: cell * d };
   }
@@ -59,7 +59,7 @@ export function planColumn(spec, s, availH) {
 }
 
 /**
- * The largest thumbnail size (from 72 down to 30 px) whose columns fit `availW`. When nothing
+ * The largest thumbnail size (from 72 down to 24 px) whose columns fit `availW`. When nothing
  * fits (a narrow screen, a deep network) the overview scrolls sideways, so the maps may as well
  * be comfortably large: 44 px.
  * @param {ColumnSpec[]} specs
@@ -67,7 +67,7 @@ export function planColumn(spec, s, availH) {
  * @param {number} availH
  */
 export function chooseSize(specs, availW, availH) {
-  for (let s = 72; s >= 30; s -= 1) {
+  for (let s = 72; s >= 24; s -= 1) {
     const total = specs.reduce((sum, spec) => sum + planColumn(spec, s, availH).width + COL_GAP, -COL_GAP);
     if (total <= availW) return s;
   }

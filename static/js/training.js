@@ -137,12 +137,14 @@ export function createTrainer(store, api, actions) {
 
   return {
     /**
-     * Train `n` mini-batches (REST), then refresh the maps.
+     * Train `n` mini-batches, then refresh the maps: one over REST, more live (with progress and
+     * maps as they go, and Pause to stop early).
      * @param {number} n
      */
     async step(n) {
       const t = store.get().training;
       if (t.playing || t.busy) return;
+      if (n > 1) return this.play(n);
       const model = await trainable();
       if (!model) return;
       setTraining({ busy: true });
@@ -164,9 +166,13 @@ export function createTrainer(store, api, actions) {
       }
     },
 
-    /** Start live training with the pinned (current) image. */
-    async play() {
-      if (store.get().training.playing) return;
+    /**
+     * Start live training with the pinned (current) image: until paused, or for `steps` steps.
+     * @param {number} [steps]
+     */
+    async play(steps) {
+      const t = store.get().training;
+      if (t.playing || t.busy) return;
       const model = await trainable();
       if (!model) return;
       const input = store.get().input;
@@ -175,7 +181,7 @@ export function createTrainer(store, api, actions) {
       awaitingPlay = true;
       pinned = input ? JSON.stringify(inputBody(input)) : '';
       ws.send({
-        action: 'play', eval_every: EVAL_EVERY, activations_every_ms: ACTIVATIONS_MS, dtype: 'float16',
+        action: steps ? 'step' : 'play', ...(steps ? { steps } : {}), eval_every: EVAL_EVERY, activations_every_ms: ACTIVATIONS_MS, dtype: 'float16',
         ...(input ? { pin: inputBody(input) } : {}),
       });
     },
@@ -190,7 +196,7 @@ export function createTrainer(store, api, actions) {
       const { input, training } = store.get();
       if (!socket || !training.playing || !input || JSON.stringify(inputBody(input)) === pinned) return;
       pinned = JSON.stringify(inputBody(input));
-      socket.send({ action: 'play', pin: inputBody(input) });
+      socket.send({ action: 'state', pin: inputBody(input) });
     },
 
     /**
@@ -206,7 +212,7 @@ export function createTrainer(store, api, actions) {
         return;
       }
       if (socket && training.playing) {
-        socket.send({ action: 'play', ...changes });
+        socket.send({ action: 'state', ...changes });
         store.set({ model: { ...model, training: { ...model.training, ...changes } } });
         markEvent(model.step, changes);
         return;

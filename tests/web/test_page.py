@@ -55,6 +55,15 @@ def step_count(pg) -> int:
     return int(pg.text_content('[data-counter="step"]').replace(",", ""))
 
 
+def ensure_trainable(pg) -> None:
+    """A ready-trained (read-only) model is copied first, as a person would, so counts start clean."""
+    if pg.is_visible(".modelbar .badge"):
+        pg.click('[data-tab="training"]')
+        pg.click('[data-action="copy"]')
+        pg.wait_for_selector(".modelbar .badge", state="hidden", timeout=30_000)
+        pg.wait_for_selector(OVERVIEW, state="visible")
+
+
 def test_load_shows_the_overview(page):
     open_page(page)  # first load may create the default model and generate its dataset
     seconds = open_page(page)
@@ -117,19 +126,23 @@ def test_bad_file_shows_the_servers_error_and_keeps_the_state(page, tmp_path):
 
 def test_step_adds_a_point_to_the_loss_curve(page):
     open_page(page)
+    ensure_trainable(page)
     page.click('[data-tab="training"]')
+    page.wait_for_selector("#panel-training .chart-svg")
+    page.wait_for_timeout(300)
     before = loss_points(page)
     step0 = step_count(page)
     page.click('[data-action="step"]')
     page.wait_for_function(f"() => {{ const p = document.querySelector('#panel-training .chart-dots');"
                            f" return p && (p.getAttribute('d').match(/M/g) || []).length > {before}; }}", timeout=30_000)
-    # a ready-trained model is copied first, so the counter may restart; it must show a new step
-    assert loss_points(page) == before + 1 or step_count(page) != step0
+    assert loss_points(page) == before + 1
+    assert step_count(page) == step0 + 1
     shot(page, "after-one-step", full_page=True)
 
 
 def test_play_then_pause_trains_and_stops(page):
     open_page(page)
+    ensure_trainable(page)
     page.click('[data-tab="training"]')
     # what is above the learning curves must not move; the curves' panel may grow below
     layout = """() => JSON.stringify([...['.overview', '.ov-col canvas.map', '.sidebar', '.stage', '.dock .tabs']
@@ -218,3 +231,15 @@ def test_keyboard_reaches_the_maps(page):
                  .map((el) => el.outerHTML.slice(0, 80))"""
     )
     assert not unnamed, f"controls without a label: {unnamed}"
+
+
+def test_step_n_trains_n_steps_live_then_stops(page):
+    open_page(page)
+    ensure_trainable(page)
+    start = step_count(page)
+    page.fill('input[aria-label="Number of steps"]', "3")
+    page.click('[data-action="step-n"]')
+    page.wait_for_function(f"() => Number(document.querySelector('[data-counter=\"step\"]').textContent.replace(/,/g, '')) >= {start + 3}"
+                           " && document.querySelector('[data-action=\"play\"]').getAttribute('aria-pressed') === 'false'", timeout=60_000)
+    page.wait_for_timeout(800)
+    assert step_count(page) == start + 3

@@ -128,7 +128,7 @@ export function render(view, state, changed) {
         h('span', { class: 'prediction-label' }, 'Prediction'),
         h('span', { class: 'prediction-prob' }, fmtPct(p.probability)),
         typeof truth === 'number' && model.classes[truth] !== undefined
-          ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, `true: ${prettyClass(model.classes[truth])}`) : null),
+          ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, truth === p.index ? '✓ correct' : `✗ true: ${prettyClass(model.classes[truth])}`) : null),
       h('strong', { title: prettyClass(p.class) }, prettyClass(p.class)));
   }
   if (changed.has('input') && input) {

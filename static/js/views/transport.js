@@ -15,7 +15,7 @@ export function mount(root, ctx) {
   const play = h('button', { type: 'button', class: 'btn btn-primary btn-play', dataset: { action: 'play' }, 'aria-label': 'Play: train continuously' },
     h('span', { class: 'icon icon-play', 'aria-hidden': 'true' }), h('span', { class: 'btn-text' }, 'Play'));
   const step = h('button', { type: 'button', class: 'btn', dataset: { action: 'step' }, 'aria-label': 'Train one mini-batch' }, 'Step');
-  const count = h('input', { type: 'number', min: '1', max: '10000', value: '10', class: 'count-input', 'aria-label': 'Number of steps' });
+  const count = h('input', { type: 'number', min: '1', max: '100000', value: '10', class: 'count-input', 'aria-label': 'Number of steps' });
   const stepN = h('button', { type: 'button', class: 'btn', dataset: { action: 'step-n' }, 'aria-label': 'Train the given number of mini-batches' }, 'Step ×N');
   const reset = h('button', { type: 'button', class: 'btn btn-ghost', dataset: { action: 'reset' }, 'aria-label': 'Reset the weights' }, 'Reset');
   const steps = h('span', { class: 'counter-value', dataset: { counter: 'step' } }, '0');
@@ -23,7 +23,7 @@ export function mount(root, ctx) {
   const rate = h('span', { class: 'counter-value', dataset: { counter: 'rate' } }, '–');
   play.addEventListener('click', () => (ctx.store.get().training.playing ? trainer.pause() : trainer.play()));
   step.addEventListener('click', () => trainer.step(1));
-  stepN.addEventListener('click', () => trainer.step(Math.max(1, Math.min(10000, Math.round(Number(count.value) || 1)))));
+  stepN.addEventListener('click', () => trainer.step(Math.max(1, Math.min(100000, Math.round(Number(count.value) || 1)))));
   count.addEventListener('keydown', (ev) => ev.key === 'Enter' && stepN.click());
   reset.addEventListener('click', () => trainer.reset());
   root.append(

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.data.augment import AugmentConfig, augment_batch, rotate_images, shift_images
+from engine.data.augment import (
+    AugmentConfig,
+    augment_batch,
+    rotate_images,
+    shift_images,
+)
 
 OFF = AugmentConfig(flip=False, shift=0, rotate=0.0, brightness=0.0, contrast=0.0, noise=0.0)
 

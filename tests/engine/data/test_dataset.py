@@ -7,20 +7,26 @@ import zipfile
 import numpy as np
 import pytest
 
-from engine.data.dataset import Dataset, DatasetError, load_dataset, save_dataset, to_float
+from engine.data.dataset import (
+    Dataset,
+    DatasetError,
+    load_dataset,
+    save_dataset,
+    to_float,
+)
 
 
 def small(**over) -> Dataset:
     rng = np.random.default_rng(1)
-    fields = dict(
-        name="toy",
-        classes=("a", "b", "c"),
-        x_train=rng.integers(0, 256, (7, 1, 4, 5), dtype=np.uint8),
-        y_train=np.array([0, 1, 2, 2, 1, 2, 2]),
-        x_test=rng.integers(0, 256, (3, 1, 4, 5), dtype=np.uint8),
-        y_test=np.array([2, 0, 0]),
-        description="tiny",
-    )
+    fields = {
+        "name": "toy",
+        "classes": ("a", "b", "c"),
+        "x_train": rng.integers(0, 256, (7, 1, 4, 5), dtype=np.uint8),
+        "y_train": np.array([0, 1, 2, 2, 1, 2, 2]),
+        "x_test": rng.integers(0, 256, (3, 1, 4, 5), dtype=np.uint8),
+        "y_test": np.array([2, 0, 0]),
+        "description": "tiny",
+    }
     fields.update(over)
     return Dataset(**fields)
 

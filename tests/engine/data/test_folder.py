@@ -59,7 +59,7 @@ def test_class_folders_with_stratified_split(tmp_path):
 
 def test_split_is_seeded(tmp_path):
     make_tree(tmp_path, {"a": 20, "b": 20})
-    pick = lambda seed: load_image_folder(tmp_path, input_shape=(1, 4, 4), seed=seed)[0].x_test[:, 0, 0, 0].tolist()  # noqa: E731
+    pick = lambda seed: load_image_folder(tmp_path, input_shape=(1, 4, 4), seed=seed)[0].x_test[:, 0, 0, 0].tolist()
     assert pick(1) == pick(1)
     assert pick(1) != pick(2)
 

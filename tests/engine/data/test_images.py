@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data.images import ALLOWED_FORMATS, ImageError, array_to_png, open_image, preprocess, to_mode, to_uint8_chw
+from engine.data.images import (
+    ALLOWED_FORMATS,
+    ImageError,
+    array_to_png,
+    open_image,
+    preprocess,
+    to_mode,
+    to_uint8_chw,
+)
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine.data as data
+from engine import data
 from engine.data import registry
 from engine.data.dataset import Dataset, DatasetError, save_dataset
 
