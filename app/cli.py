@@ -1,6 +1,6 @@
 """``cnnvis``: serve the app, train and evaluate models, import and download datasets.
 
-    cnnvis serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR]
+    cnnvis [serve] [--host 127.0.0.1] [--port 8000] [--data-dir DIR]
     cnnvis train --preset lenet5 --dataset digits --steps 2000 --lr 0.05 [--out model.npz]
     cnnvis evaluate CHECKPOINT --dataset digits
     cnnvis datasets import --format mnist|fashion-mnist|cifar10|folder --path PATH --name NAME
@@ -246,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["serve"]  # `cnnvis` or `python -m app` alone starts the app
+    if argv[:1] == ["serve"]:
+        # Requests and a training thread share the cores: one BLAS thread each avoids oversubscription
+        # (a TinyVGG step was ~50x slower with default threads on a busy 2-core box). Must precede numpy.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -21,7 +21,7 @@ from PIL import Image
 
 from app.config import Settings
 from app.errors import AppError, Invalid, NotFound, TooLarge, Unsupported
-from engine.checkpoint import atomic_write
+from engine.fileio import atomic_write
 from engine.data.images import ImageError, array_to_png, open_image, preprocess
 
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{16}$")

@@ -36,10 +36,10 @@ from app.config import Settings
 from app.errors import NotFound
 from engine.checkpoint import (
     CheckpointError,
-    atomic_write,
     checkpoint_bytes,
     load_checkpoint,
 )
+from engine.fileio import atomic_write
 from engine.model import Model
 from engine.train import Hyperparameters
 

@@ -19,13 +19,16 @@ def median_ms(fn: Callable[[], object], *, repeat: int, warmup: int = 3) -> floa
 
 
 def paired_median_ms(a: Callable[[], object], b: Callable[[], object], *, rounds: int, per_round: int = 5) -> tuple[float, float]:
-    """Median times of ``a`` and ``b``, alternating blocks of runs so noise from a shared box hits both alike."""
-    for fn in (a, b):
-        for _ in range(3):
-            fn()
+    """Median times of ``a`` and ``b``, alternating blocks of runs so noise from a shared box hits both alike.
+
+    Each block starts with two untimed runs: the other side's idle worker threads (OpenBLAS,
+    OpenMP) keep spinning for a while after its last call and would otherwise be billed to this side.
+    """
     ta, tb = [], []
     for _ in range(rounds):
         for fn, sink in ((a, ta), (b, tb)):
+            fn()
+            fn()
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 fn()

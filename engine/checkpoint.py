@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from engine.fileio import atomic_write
 from engine.model import Model
 from engine.specs import SpecError, parse_spec, spec_to_dict
 
@@ -49,22 +48,6 @@ def checkpoint_bytes(model: Model, *, classes: list[str], step: int, meta: dict[
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same directory, fsync, then ``os.replace``: never a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: str | Path, model: Model, *, classes: list[str], step: int, meta: dict[str, Any] | None = None) -> None:

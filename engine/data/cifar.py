@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, DatasetError, atomic_write_bytes
+from engine.fileio import atomic_write
+
+from .dataset import Dataset, DatasetError
 
 __all__ = ["CIFAR10_CLASSES", "load_cifar10", "write_cifar10_bin"]
 
@@ -86,9 +88,9 @@ def write_cifar10_bin(directory: str | Path, x: np.ndarray, y: np.ndarray, *, n_
     n_test = len(x) // 6 if n_test is None else n_test
     train, test = records[: len(x) - n_test], records[len(x) - n_test:]
     for name, part in zip(_TRAIN, np.array_split(train, len(_TRAIN))):
-        atomic_write_bytes(directory / name, part.tobytes())
-    atomic_write_bytes(directory / _TEST, test.tobytes())
-    atomic_write_bytes(directory / _META, ("\n".join(classes) + "\n\n").encode())
+        atomic_write(directory / name, part.tobytes())
+    atomic_write(directory / _TEST, test.tobytes())
+    atomic_write(directory / _META, ("\n".join(classes) + "\n\n").encode())
     return directory
 
 

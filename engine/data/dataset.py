@@ -7,15 +7,15 @@ its shapes. :func:`to_float` is the one place where pixels become ``float32``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetError", "atomic_write_bytes", "load_dataset", "save_dataset", "to_float"]
+from engine.fileio import atomic_writer
+
+__all__ = ["Dataset", "DatasetError", "load_dataset", "save_dataset", "to_float"]
 
 _FORMAT_VERSION = 1
 _SPLITS = ("train", "test")
@@ -131,20 +131,6 @@ def to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_dataset(ds: Dataset, path: str | Path, *, compress: bool = False) -> None:
     """Save ``ds`` as one ``.npz`` file, atomically.
 
@@ -164,14 +150,8 @@ def save_dataset(ds: Dataset, path: str | Path, *, compress: bool = False) -> No
         "x_test": ds.x_test,
         "y_test": ds.y_test,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
 
 
 def load_dataset(path: str | Path) -> Dataset:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset, DatasetError, atomic_write_bytes
+from engine.fileio import atomic_write
+
+from .dataset import Dataset, DatasetError
 
 __all__ = ["FASHION_CLASSES", "MNIST_FILES", "load_mnist", "read_idx", "write_idx"]
 
@@ -102,7 +104,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     payload = header + np.ascontiguousarray(array, dtype=_TYPES[code]).tobytes()
     if str(path).endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    atomic_write_bytes(path, payload)
+    atomic_write(path, payload)
 
 
 def load_mnist(directory: str | Path, *, kind: str = "mnist") -> Dataset:

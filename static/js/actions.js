@@ -90,6 +90,7 @@ export function createActions(store, api) {
       locked: prev.model?.id === id ? prev.locked : null,
       colour: prev.model?.id === id ? prev.colour : { ...prev.colour, locked: false },
       history: opts.keepHistory ? prev.history : { steps: [], evaluations: [], events: [] },
+      batch: prev.model?.id === id ? prev.batch : null,
       loading: false,
     });
     loadHistory(id);
@@ -140,6 +141,7 @@ export function createActions(store, api) {
         await loadModel(id);
       } catch (err) {
         fail(err);
+        store.set({ models: store.get().models.slice() }); // the picker shows the model still loaded
       }
     },
 
@@ -284,7 +286,7 @@ export function createActions(store, api) {
       }
       try {
         const r = await api.explain(model.id, input, method, null);
-        store.set({ explanation: { method, map: r.map } });
+        store.set({ explanation: { method, map: r.map, target: r.target } });
       } catch (err) {
         fail(err);
       }

@@ -103,29 +103,3 @@ export function cssGradient(name) {
   const stops = (COLORMAPS[name] || COLORMAPS.viridis).stops;
   return `linear-gradient(to right, ${stops.map((c, i) => `${c} ${((i / (stops.length - 1)) * 100).toFixed(1)}%`).join(', ')})`;
 }
-
-/**
- * Colour of one value as an `rgb()` string (for SVG cells).
- * @param {string} name
- * @param {number} v
- * @param {number} lo
- * @param {number} hi
- */
-export function cssColor(name, v, lo, hi) {
-  const t = lut(name);
-  const i = Math.max(0, Math.min(255, Math.round(((v - lo) / (hi - lo || 1)) * 255))) * 4;
-  return `rgb(${t[i]}, ${t[i + 1]}, ${t[i + 2]})`;
-}
-
-/**
- * Whether dark text reads better than light text on this value's colour.
- * @param {string} name
- * @param {number} v
- * @param {number} lo
- * @param {number} hi
- */
-export function prefersDarkText(name, v, lo, hi) {
-  const t = lut(name);
-  const i = Math.max(0, Math.min(255, Math.round(((v - lo) / (hi - lo || 1)) * 255))) * 4;
-  return 0.299 * t[i] + 0.587 * t[i + 1] + 0.114 * t[i + 2] > 150;
-}

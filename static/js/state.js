@@ -36,7 +36,7 @@
  *   history: History,
  *   batch: {step: number, images: import('./tensor.js').Tensor, labels: number[], classes: string[]} | null,
  *   evaluation: Record<string, any> | null,
- *   explanation: {method: string, map: import('./tensor.js').Tensor} | null,
+ *   explanation: {method: string, map: import('./tensor.js').Tensor, target: number} | null,
  *   message: Message | null,
  *   draft: import('./editor.js').Draft | null,
  *   validation: import('./editor.js').Validation,

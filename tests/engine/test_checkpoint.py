@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-import engine.checkpoint as ckpt
+import engine.fileio as fileio
 from engine.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint, save_checkpoint
 from engine.model import Model
 
@@ -189,7 +189,7 @@ def test_save_is_atomic_when_replace_fails(tmp_path, model, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "replace", fail)
+    monkeypatch.setattr(fileio.os, "replace", fail)
     model.params["layers.0.bias"][...] = 123.0
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, classes=CLASSES, step=2)
@@ -226,7 +226,7 @@ def test_save_is_atomic_when_the_write_fails_midway(tmp_path, model, monkeypatch
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    monkeypatch.setattr(ckpt.os, "fdopen", lambda fd, mode="r", *a, **kw: HalfWriter(real_fdopen(fd, mode, *a, **kw)))
+    monkeypatch.setattr(fileio.os, "fdopen", lambda fd, mode="r", *a, **kw: HalfWriter(real_fdopen(fd, mode, *a, **kw)))
     with pytest.raises(OSError, match="no space left"):
         save_checkpoint(path, model, classes=CLASSES, step=2)
     monkeypatch.undo()

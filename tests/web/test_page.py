@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,6 +138,10 @@ def test_step_adds_a_point_to_the_loss_curve(page):
                            f" return p && (p.getAttribute('d').match(/M/g) || []).length > {before}; }}", timeout=30_000)
     assert loss_points(page) == before + 1
     assert step_count(page) == step0 + 1
+    with page.expect_download() as download:
+        page.click("text=Download CSV")
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("split,step,epoch,loss,accuracy") and "\ntrain," in text
     shot(page, "after-one-step", full_page=True)
 
 

@@ -4,11 +4,12 @@
  * predicted), per-class accuracy, and a gallery of misclassified images; clicking one runs it
  * through the network in the overview.
  */
-import { cssColor, prefersDarkText } from '../colormap.js';
 import { h, replaceChildren, setText } from '../dom.js';
 import { fmt, fmtInt, fmtPct, prettyClass } from '../format.js';
 
 const GALLERY = 48;
+const CORRECT = '67, 56, 202'; // the page's indigo
+const WRONG = '234, 88, 12'; // orange
 
 /**
  * @param {HTMLElement} root
@@ -93,14 +94,23 @@ function drawMatrix(view, ev, classes) {
         h('th', { scope: 'row', class: 'cm-row' }, prettyClass(classes[i])),
         rowVals.map((v, j) => {
           const frac = v / n;
-          const td = h('td', { class: `cm-cell${i === j ? ' cm-diag' : ''}`, title: `true ${prettyClass(classes[i])}, predicted ${prettyClass(classes[j])}: ${v}` }, v ? String(v) : '');
-          td.style.backgroundColor = v ? cssColor(i === j ? 'viridis' : 'magma', i === j ? frac : 1 - frac * 0.8, 0, 1) : '';
-          if (v) td.style.color = prefersDarkText(i === j ? 'viridis' : 'magma', i === j ? frac : 1 - frac * 0.8, 0, 1) ? '#111' : '#fff';
+          const td = h('td', { class: `cm-cell${i === j ? ' cm-diag' : ''}`, title: `true ${prettyClass(classes[i])}, predicted ${prettyClass(classes[j])}: ${v} (${fmtPct(frac)} of the row)` }, v ? String(v) : '');
+          if (v) {
+            const alpha = 0.1 + 0.9 * frac;
+            td.style.backgroundColor = `rgba(${i === j ? CORRECT : WRONG}, ${alpha.toFixed(3)})`;
+            td.style.color = alpha > 0.5 ? '#fff' : '#1b1f27';
+          }
           return td;
         }),
         h('td', { class: 'cm-acc' }, ev.per_class_accuracy?.[i] == null ? '–' : fmtPct(ev.per_class_accuracy[i])));
     })));
-  replaceChildren(view.matrix, table);
+  const key = (/** @type {string} */ rgb, /** @type {string} */ text) => {
+    const bar = h('span', { class: 'cm-key-bar' });
+    bar.style.backgroundImage = `linear-gradient(to right, rgba(${rgb}, 0.1), rgba(${rgb}, 1))`;
+    return h('span', { class: 'cm-key-item' }, h('span', {}, text), h('span', { class: 'cm-key-scale' }, '0%', bar, '100%'));
+  };
+  replaceChildren(view.matrix, table, h('div', { class: 'cm-key', role: 'img', 'aria-label': 'Cell colour: share of the true class, 0 to 100 percent' },
+    key(CORRECT, 'right'), key(WRONG, 'wrong')));
 }
 
 /**

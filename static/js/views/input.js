@@ -24,6 +24,7 @@ export function mount(root, ctx) {
   const rf = h('div', { class: 'rf-box', hidden: true, 'aria-hidden': 'true' });
   const stage = h('div', { class: 'input-stage' }, canvas, overlay, rf);
   const exLegend = createLegend('Colour scale of the explanation');
+  const exNote = h('p', { class: 'hint', hidden: true });
   exLegend.hidden = true;
   const name = h('span', { class: 'input-name' });
   const caption = h('p', { class: 'input-caption' });
@@ -61,14 +62,14 @@ export function mount(root, ctx) {
     stage,
     caption,
     prediction,
-    h('div', { class: 'explain-row' }, explainSel, exLegend),
+    h('div', { class: 'explain-row' }, explainSel, exNote, exLegend),
     dropzone,
     pad.el,
     h('div', { class: 'panel-head' }, stripTitle, shuffle),
     strip,
   );
 
-  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', indices: /** @type {number[]} */ ([]) };
+  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, exNote, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', indices: /** @type {number[]} */ ([]) };
 
   /** @param {File | null | undefined} f @param {string} [name] */
   const send = (f, name) => {
@@ -123,13 +124,14 @@ export function render(view, state, changed) {
     setText(view.caption, `What the network sees: ${fmtShape([c, hh, ww])} ${c === 3 ? 'RGB' : 'grey'}, values 0–1`);
     const p = forward.prediction;
     const truth = forward.label ?? /** @type {any} */ (input)?.label;
+    const known = typeof truth === 'number' && model.classes[truth] !== undefined;
     replaceChildren(view.prediction,
       h('span', { class: 'prediction-line' },
         h('span', { class: 'prediction-label' }, 'Prediction'),
-        h('span', { class: 'prediction-prob' }, fmtPct(p.probability)),
-        typeof truth === 'number' && model.classes[truth] !== undefined
-          ? h('span', { class: truth === p.index ? 'truth ok' : 'truth wrong' }, truth === p.index ? '✓ correct' : `✗ true: ${prettyClass(model.classes[truth])}`) : null),
-      h('strong', { title: prettyClass(p.class) }, prettyClass(p.class)));
+        h('span', { class: 'prediction-prob' }, fmtPct(p.probability))),
+      h('strong', { title: prettyClass(p.class) }, prettyClass(p.class)),
+      h('span', { class: `truth ${known ? (truth === p.index ? 'ok' : 'wrong') : ''}` },
+        known ? (truth === p.index ? '✓ the true class' : `✗ the true class is ${prettyClass(model.classes[/** @type {number} */ (truth)])}`) : 'true class unknown'));
   }
   if (changed.has('input') && input) {
     setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);
@@ -164,6 +166,7 @@ function drawRF(view, state) {
 function drawExplanation(view, state) {
   const ex = state.explanation;
   view.exLegend.hidden = !ex;
+  view.exNote.hidden = !ex;
   if (!ex) {
     view.overlay.hidden = true;
     return;
@@ -176,6 +179,8 @@ function drawExplanation(view, state) {
   const scale = { lo: st.lo < 0 ? -m : 0, hi: m, cmap: st.lo < 0 ? 'rdbu' : 'magma' };
   drawMap(view.overlay, ex.map.data, 0, hh, ww, scale.lo, scale.hi, scale.cmap);
   updateLegend(view.exLegend, scale);
+  const cls = state.model?.classes?.[ex.target];
+  setText(view.exNote, `Where the network looks for “${prettyClass(cls ?? String(ex.target))}”: ${scale.lo < 0 ? 'red raises, blue lowers its score' : 'brighter matters more'}.`);
   view.overlay.style.width = view.canvas.style.width;
   view.overlay.style.height = view.canvas.style.height;
   view.overlay.hidden = false;

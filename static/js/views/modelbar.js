@@ -31,8 +31,8 @@ export function render(view, state, changed) {
   if (key !== view.key) {
     view.key = key;
     replaceChildren(view.select, models.map((m) => h('option', { value: m.id, selected: m.id === model?.id }, `${m.name}${m.read_only ? ' (ready-trained)' : ''}`)));
-    if (model) view.select.value = model.id;
   }
+  if (model && view.select.value !== model.id) view.select.value = model.id;
   if (!model) return;
   view.badge.hidden = !model.read_only;
   setText(view.info, `${model.dataset} · ${model.classes.length} classes · ${fmtInt(model.parameters)} parameters`);
