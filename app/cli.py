@@ -96,11 +96,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"training {args.spec or args.preset} ({model.num_parameters:,} weights) on {ds.name}: "
           f"{len(ds.y_train)} train / {len(ds.y_test)} test, {args.steps} steps of {args.batch_size}", file=sys.stderr)
     bar = ProgressBar(args.steps)
-    t0 = time.perf_counter()
-    for rec in trainer.train(args.steps, lambda r: bar.update(r.step, r.loss, r.accuracy)):
+
+    def report(rec) -> None:
+        bar.update(rec.step, rec.loss, rec.accuracy)
         if args.eval_every and rec.step % args.eval_every == 0 and rec.step < args.steps:
-            ev = trainer.evaluate()
-            print(f"\nstep {rec.step}: test accuracy {ev.accuracy:.4f}", file=sys.stderr)
+            print(f"\nstep {rec.step}: test accuracy {trainer.evaluate().accuracy:.4f}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    trainer.train(args.steps, report)
     seconds = time.perf_counter() - t0
     ev = trainer.evaluate()
     _print_evaluation(ev, ds.classes)

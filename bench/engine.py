@@ -106,28 +106,33 @@ def _torch_fn(net, x, y, kind: str):
     return step
 
 
-def run(rounds: int = 20) -> dict:
+def run(rounds: int = 20, threads: tuple[int, ...] | None = None) -> dict:
+    """Every workload at each thread count (default: 1 and all cores), engine and torch on equal threads."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    threads = threads or tuple(sorted({1, os.cpu_count() or 1}))
     rng = np.random.default_rng(0)
     results = []
-    for name, spec, batch, kind in WORKLOADS:
-        model = Model.build(spec, seed=0)
-        net = torch_model(model)
-        x = rng.random((batch, *model.input_shape), dtype=np.float32)
-        y = rng.integers(0, model.output_shape[0], batch)
-        e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind), _torch_fn(net, x, y, kind), rounds=rounds)
-        results.append({"name": name, "engine_ms": round(e_ms, 3), "torch_ms": round(t_ms, 3), "ratio": round(e_ms / t_ms, 3)})
-    return {"threads": threads, "torch": torch.__version__, "numpy": np.__version__, "workloads": results}
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        with threadpool_limits(limits=n_threads):
+            for name, spec, batch, kind in WORKLOADS:
+                model = Model.build(spec, seed=0)
+                net = torch_model(model)
+                x = rng.random((batch, *model.input_shape), dtype=np.float32)
+                y = rng.integers(0, model.output_shape[0], batch)
+                e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind), _torch_fn(net, x, y, kind), rounds=rounds)
+                results.append({"name": name, "threads": n_threads, "engine_ms": round(e_ms, 3), "torch_ms": round(t_ms, 3),
+                                "ratio": round(e_ms / t_ms, 3)})
+    return {"torch": torch.__version__, "numpy": np.__version__, "cpus": os.cpu_count(), "workloads": results}
 
 
 def table(report: dict) -> str:
     lines = [
-        f"engine vs PyTorch {report['torch']} (numpy {report['numpy']}, {report['threads']} threads; medians, ratio = engine / torch)",
-        f"{'workload':<44} {'engine ms':>10} {'torch ms':>10} {'ratio':>7}",
+        f"engine vs PyTorch {report['torch']} (numpy {report['numpy']}, {report['cpus']} cores; medians; ratio = engine / torch)",
+        f"{'workload':<44} {'threads':>7} {'engine ms':>10} {'torch ms':>10} {'ratio':>7}",
     ]
     for w in report["workloads"]:
-        lines.append(f"{w['name']:<44} {w['engine_ms']:>10.2f} {w['torch_ms']:>10.2f} {w['ratio']:>7.2f}")
+        lines.append(f"{w['name']:<44} {w['threads']:>7} {w['engine_ms']:>10.2f} {w['torch_ms']:>10.2f} {w['ratio']:>7.2f}")
     return "\n".join(lines)

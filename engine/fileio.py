@@ -24,6 +24,7 @@ def atomic_writer(path: str | Path, *, suffix: str = ".tmp") -> Iterator[BinaryI
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved checkpoint or dataset should be readable like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

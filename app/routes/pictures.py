@@ -20,7 +20,7 @@ def _png(data: bytes) -> Response:
     return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/models/{model_id}/layers/{index}/filters", summary="A conv layer's weights as T [F, C, kh, kw]")
+@router.get("/models/{model_id}/layers/{index}/filters", summary="A conv layer's weights as T [F, C, kh, kw] or a dense layer's as T [units, D], with the bias")
 def filters(rec: Record, state: State, index: Index, dtype: Literal["float32", "float16"] = "float32") -> dict:
     return inference.filters(state, rec, index, dtype)
 

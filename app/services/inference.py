@@ -101,26 +101,32 @@ def explain_map(state: AppState, rec: ModelRecord, x: np.ndarray, method: str, t
             "map": encode_tensor(np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0))}
 
 
-def conv_weight(rec: ModelRecord, index: int) -> np.ndarray:
-    """Layer ``index``'s ``(F, C, kh, kw)`` weights (a copy); 404 / 422 for a missing or non-conv layer."""
+def layer_weights(rec: ModelRecord, index: int, kinds: tuple[str, ...] = ("conv2d", "dense")) -> tuple[np.ndarray, np.ndarray | None]:
+    """Layer ``index``'s weights (conv ``(F, C, kh, kw)``, dense ``(units, D)``) and bias, as copies.
+
+    404 for a missing layer, 422 for a layer of another kind.
+    """
     n = len(rec.model.layers)
     if not 0 <= index < n:
         raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
     info = rec.model.info[index]
-    if info.type != "conv2d":
-        raise Invalid(f"layer {index} ({info.type}) has no convolution filters; choose a conv2d layer")
-    return rec.model.params[f"layers.{index}.weight"].copy()
+    if info.type not in kinds:
+        raise Invalid(f"layer {index} ({info.type}) has no weights to show; choose a {' or '.join(kinds)} layer")
+    bias = rec.model.params.get(f"layers.{index}.bias")
+    return rec.model.params[f"layers.{index}.weight"].copy(), (None if bias is None else bias.copy())
 
 
 def filters(state: AppState, rec: ModelRecord, index: int, dtype: str = "float32") -> dict[str, Any]:
+    """Weights of a conv (``[F, C, kh, kw]``) or dense (``[units, D]``) layer, with its bias (or null)."""
     with rec.lock.hold(state.settings.lock_wait_s):
-        w, step = conv_weight(rec, index), rec.step
-    return {**encode_tensor(w, dtype), "layer": index, "step": step}
+        (w, b), step = layer_weights(rec, index), rec.step
+    bias = None if b is None else encode_tensor(b, dtype)
+    return {**encode_tensor(w, dtype), "bias": bias, "layer": index, "step": step}
 
 
 def filters_png(state: AppState, rec: ModelRecord, index: int) -> bytes:
     with rec.lock.hold(state.settings.lock_wait_s):
-        w = conv_weight(rec, index)
+        w, _ = layer_weights(rec, index, kinds=("conv2d",))
         first = rec.model.info[index].input_shape == tuple(rec.model.input_shape)
     return rgb_png(pictures.filter_grid(w, rgb=first and w.shape[1] == 3))
 

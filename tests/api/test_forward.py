@@ -101,6 +101,11 @@ def test_filters_and_pictures(client):
     assert t["shape"] == [10, 3, 3, 3] and t["layer"] == 0
     model = load_checkpoint(client.get(f"{API}/models/{SHIPPED_ID}/checkpoint").content).model
     assert np.array_equal(decode_tensor(t), model.params["layers.0.weight"])
+    assert np.array_equal(decode_tensor(t["bias"]), model.params["layers.0.bias"])
+    dense = client.get(f"{base}/11/filters").json()  # a dense layer: weights [units, D] in PyTorch layout
+    assert dense["shape"] == [8, 1690] and dense["bias"]["shape"] == [8]
+    assert np.array_equal(decode_tensor(dense), model.params["layers.11.weight"])
+    assert client.get(f"{base}/11/filters.png").status_code == 422
     assert client.get(f"{base}/2/filters?dtype=float16").json()["shape"] == [10, 10, 3, 3]
     png = client.get(f"{base}/0/filters.png")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
