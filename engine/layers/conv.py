@@ -83,6 +83,8 @@ class Conv2DLayer(Layer):
         return ops.im2col(xp, k, k, self.spec.stride, ho, wo)
 
     def forward(self, x, *, train=False, rng=None):
+        if self.spec.stride == 1 and self.spec.kernel_size > 1:
+            return self._forward_grid(x)
         w = self.params["weight"]
         f = w.shape[0]
         w2 = w.reshape(f, -1)
@@ -95,10 +97,12 @@ class Conv2DLayer(Layer):
             np.matmul(w2, self._cols(x, n0, n1, ho, wo), out=out[:, n0 * step : n1 * step])
         if "bias" in self.params:
             out += self.params["bias"][:, None]
-        return out.reshape(f, n, ho, wo), x
+        return out.reshape(f, n, ho, wo), ("strided", x)
 
     def backward(self, dout, cache, *, need_dx=True, need_grads=True):
-        x = cache
+        if cache[0] == "grid":
+            return self._backward_grid(dout, cache, need_dx, need_grads)
+        x = cache[1]
         w = self.params["weight"]
         f, c, k, _ = w.shape
         w2 = w.reshape(f, -1)
@@ -122,9 +126,61 @@ class Conv2DLayer(Layer):
                 else:
                     dxp = ops.col2im(dcols, padded, k, k, self.spec.stride, ho, wo)
                 dx[:, n0:n1] = ops.unpad_chw(dxp, self.pad)
-        grads = {}
-        if need_grads:
-            grads["weight"] = dw.reshape(w.shape)
-            if "bias" in self.params:
-                grads["bias"] = d2.sum(axis=1)
-        return dx, grads
+        return dx, self._grads(dw, d2, need_grads)
+
+    def _grads(self, dw, d2, need_grads: bool) -> dict:
+        if not need_grads:
+            return {}
+        grads = {"weight": dw.reshape(self.params["weight"].shape)}
+        if "bias" in self.params:
+            grads["bias"] = d2.sum(axis=1)
+        return grads
+
+    # ---- stride 1: unfold on the padded grid (see ops.im2col_flat) ------------------------------
+    def _grid(self, x: np.ndarray) -> tuple[int, int, int, int, int]:
+        """``(Hp, Wp, Ho, Wo, images per chunk)`` for the padded-grid path."""
+        k = self.spec.kernel_size
+        hp, wp = ops.padded_size(x.shape[2:], self.pad)
+        per_image = x.shape[0] * k * k * hp * wp * x.itemsize
+        return hp, wp, hp - k + 1, wp - k + 1, max(1, CHUNK_BYTES // per_image)
+
+    def _forward_grid(self, x):
+        w = self.params["weight"]
+        f, c, k, _ = w.shape
+        w2 = w.reshape(f, -1)
+        n = x.shape[1]
+        hp, wp, ho, wo, chunk = self._grid(x)
+        flat = ops.flat_padded(x, self.pad, tail=(k - 1) * (wp + 1))
+        out = np.empty((f, n, ho, wo), dtype=x.dtype)
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            full = w2 @ ops.im2col_flat(flat, n0 * hp * wp, (n1 - n0) * hp * wp, k, wp)
+            out[:, n0:n1] = full.reshape(f, n1 - n0, hp, wp)[:, :, :ho, :wo]
+        if "bias" in self.params:
+            out += self.params["bias"][:, None, None, None]
+        return out, ("grid", flat, x.shape)
+
+    def _backward_grid(self, dout, cache, need_dx: bool, need_grads: bool):
+        _, flat, x_shape = cache
+        w = self.params["weight"]
+        f, c, k, _ = w.shape
+        w2 = w.reshape(f, -1)
+        n, h, wd = x_shape[1], x_shape[2], x_shape[3]
+        hp, wp = ops.padded_size((h, wd), self.pad)
+        ho, wo = hp - k + 1, wp - k + 1
+        chunk = max(1, CHUNK_BYTES // (c * k * k * hp * wp * dout.itemsize))
+        top, left = self.pad[0], self.pad[2]
+        dw = np.zeros_like(w2) if need_grads else None
+        dx = np.empty(x_shape, dtype=dout.dtype) if need_dx else None
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            length = (n1 - n0) * hp * wp
+            dfull = np.zeros((f, n1 - n0, hp, wp), dtype=dout.dtype)  # zero at the dropped grid positions
+            dfull[:, :, :ho, :wo] = dout[:, n0:n1]
+            dfull = dfull.reshape(f, length)
+            if need_grads:
+                dw += dfull @ ops.im2col_flat(flat, n0 * hp * wp, length, k, wp).T
+            if need_dx:
+                dflat = ops.col2im_flat(w2.T @ dfull, length, k, wp)
+                dx[:, n0:n1] = dflat[:, :length].reshape(c, n1 - n0, hp, wp)[:, :, top : top + h, left : left + wd]
+        return dx, self._grads(dw, dout.reshape(f, -1), need_grads)
