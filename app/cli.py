@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {args.steps} steps in {seconds:.1f} s ({args.steps / seconds:.1f} steps/s)")
     out = Path(args.out or f"{args.preset or 'model'}-{ds.name}.npz")
     meta = {"name": args.name or f"{args.preset or 'model'} on {ds.name}", "dataset": ds.name, "seed": args.seed,
-            "hyperparameters": hp.to_dict(), "examples_seen": trainer.examples_seen, "test_accuracy": ev.accuracy}
+            "hyperparameters": hp.to_dict(), "examples_seen": trainer.examples_seen, "epoch": trainer.epoch,
+            "test_accuracy": ev.accuracy}
     save_checkpoint(out, model, classes=list(ds.classes), step=trainer.step, meta=meta)
     print(f"saved {out}")
 
