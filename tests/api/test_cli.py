@@ -1,0 +1,84 @@
+"""The ``cnnvis`` command line: import a dataset, train on it, evaluate the checkpoint."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.cli import main
+from engine.checkpoint import load_checkpoint
+from engine.data.idx import write_idx
+
+
+def _mnist_files(folder, n_train=60, n_test=20, seed=0):
+    """A tiny MNIST in the official IDX layout: class k is a bright square at column 2k."""
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 10
+        x = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for i, label in enumerate(y):
+            x[i, 10:16, 2 * label + 2 : 2 * label + 6] = 255
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", y.astype(np.uint8))
+
+
+def test_import_train_evaluate(tmp_path, capsys):
+    src, data = tmp_path / "mnist", tmp_path / "data"
+    src.mkdir()
+    _mnist_files(src)
+    main(["datasets", "import", "--format", "mnist", "--path", str(src), "--name", "tiny", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert "imported tiny: 1x28x28, 60 train / 20 test" in out
+
+    main(["datasets", "list", "--data-dir", str(data)])
+    assert "tiny" in capsys.readouterr().out
+
+    ckpt_path = tmp_path / "m.npz"
+    main(["train", "--preset", "lenet5", "--dataset", "tiny", "--steps", "4", "--batch-size", "8",
+          "--out", str(ckpt_path), "--data-dir", str(data)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "confusion matrix" in captured.out and "4/4" in captured.err  # the progress bar reached the end
+    ckpt = load_checkpoint(ckpt_path)
+    assert ckpt.step == 4 and ckpt.meta["dataset"] == "tiny" and ckpt.meta["examples_seen"] == 32
+    assert ckpt.classes == [str(i) for i in range(10)]
+
+    main(["evaluate", str(ckpt_path), "--data-dir", str(data)])
+    report = capsys.readouterr().out
+    assert report.startswith("test accuracy") and "(20 examples)" in report
+
+
+def test_import_a_folder_zip_reports_counts_and_skipped_files(tmp_path, capsys):
+    archive = tmp_path / "pets.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for cls, colour in (("cat", (200, 30, 30)), ("dog", (30, 30, 200))):
+            for i in range(5):
+                buf = io.BytesIO()
+                Image.new("RGB", (40, 30), colour).save(buf, "PNG")
+                zf.writestr(f"{cls}/{i}.png", buf.getvalue())
+        zf.writestr("dog/broken.png", b"\x89PNG\r\n\x1a\n not really")
+    main(["datasets", "import", "--format", "folder", "--path", str(archive), "--name", "pets",
+          "--size", "16", "16", "--data-dir", str(tmp_path / "data")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "imported pets: 3x16x16, 8 train / 2 test" in captured.out
+    assert "broken.png" in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "missing.npz"], "missing.npz"),
+        (["train", "--dataset", "nope", "--steps", "1"], "no dataset named 'nope'"),
+        (["datasets", "import", "--format", "mnist", "--path", "/nonexistent", "--name", "x"], "error"),
+        (["datasets", "import", "--format", "folder", "--path", ".", "--name", "Bad Name"], "--name must be"),
+    ],
+)
+def test_errors_are_one_line_not_a_traceback(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--data-dir", str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnvis: error:") and message in err and "Traceback" not in err
