@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         lr = args.lr if args.lr is not None else (0.01 if args.spec else PRESETS[args.preset].learning_rate)
         hp = Hyperparameters(batch_size=args.batch_size, learning_rate=lr, optimizer=args.optimizer,
                              momentum=args.momentum, weight_decay=args.weight_decay, loss=args.loss, augment=args.augment)
-        trainer = Trainer(model, ds, hp, seed=args.seed)
+        trainer = Trainer(model, ds, hp, seed=args.seed, workers=args.workers)
     except (SpecError, ValueError, OSError) as e:
         _fail(str(e))
     print(f"training {args.spec or args.preset} ({model.num_parameters:,} weights) on {ds.name}: "
@@ -103,7 +103,10 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"\nstep {rec.step}: test accuracy {trainer.evaluate().accuracy:.4f}", file=sys.stderr)
 
     t0 = time.perf_counter()
-    trainer.train(args.steps, report)
+    try:
+        trainer.train(args.steps, report)
+    finally:
+        trainer.close()
     seconds = time.perf_counter() - t0
     ev = trainer.evaluate()
     _print_evaluation(ev, ds.classes)
@@ -217,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action="store_true", help="random flips, shifts, rotations, colour jitter, noise")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--eval-every", type=int, default=0, help="also evaluate on the test split every N steps")
+    t.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="threads that share each batch (default: one per core; results depend on this number)")
     t.add_argument("--name", help="a display name stored in the checkpoint")
     t.add_argument("--out", help="checkpoint path (default: PRESET-DATASET.npz)")
     t.add_argument("--data-dir", help=DATA_DIR_HELP)
@@ -253,9 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         argv = ["serve"]  # `cnnvis` or `python -m app` alone starts the app
-    if argv[:1] == ["serve"]:
-        # Requests and a training thread share the cores: one BLAS thread each avoids oversubscription
-        # (a TinyVGG step was ~50x slower with default threads on a busy 2-core box). Must precede numpy.
+    if argv[:1] in (["serve"], ["train"]):
+        # The server's requests and training thread, or `train`'s shard threads, share the cores:
+        # one BLAS thread each avoids oversubscription (a TinyVGG step was ~50x slower with default
+        # threads on a busy 2-core box). Must be set before numpy is imported.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:

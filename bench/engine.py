@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -65,14 +66,14 @@ def torch_model(model: Model):
     return net
 
 
-def _engine_fn(model: Model, x, y, kind: str):
+def _engine_fn(model: Model, x, y, kind: str, executor, threads: int):
     if kind == "forward":
         return lambda: model.forward(x, keep=True)
     opt = SGD(lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
 
-    def step():
-        res = model.loss_and_grads(x, y, rng=rng)
+    def step():  # what Trainer.train_step does with workers=threads
+        res = model.loss_and_grads(x, y, rng=rng, shards=threads, executor=executor)
         opt.step(model.params, res.grads)
 
     return step
@@ -107,7 +108,11 @@ def _torch_fn(net, x, y, kind: str):
 
 
 def run(rounds: int = 20, threads: tuple[int, ...] | None = None) -> dict:
-    """Every workload at each thread count (default: 1 and all cores), engine and torch on equal threads."""
+    """Every workload at each thread count (default: 1 and all cores), engine and torch on equal threads.
+
+    PyTorch gets ``n`` intra-op threads. The engine runs a batch-1 forward with ``n`` BLAS threads,
+    and a train step as ``n`` shards in ``n`` threads with one BLAS thread each (`Trainer(workers=n)`).
+    """
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -116,13 +121,15 @@ def run(rounds: int = 20, threads: tuple[int, ...] | None = None) -> dict:
     results = []
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        with threadpool_limits(limits=n_threads):
+        with ThreadPoolExecutor(n_threads) as executor:
             for name, spec, batch, kind in WORKLOADS:
                 model = Model.build(spec, seed=0)
                 net = torch_model(model)
                 x = rng.random((batch, *model.input_shape), dtype=np.float32)
                 y = rng.integers(0, model.output_shape[0], batch)
-                e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind), _torch_fn(net, x, y, kind), rounds=rounds)
+                with threadpool_limits(limits=n_threads if kind == "forward" else 1, user_api="blas"):  # NumPy's BLAS only, never torch's OpenMP
+                    e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind, executor, n_threads),
+                                                  _torch_fn(net, x, y, kind), rounds=rounds)
                 results.append({"name": name, "threads": n_threads, "engine_ms": round(e_ms, 3), "torch_ms": round(t_ms, 3),
                                 "ratio": round(e_ms / t_ms, 3)})
     return {"torch": torch.__version__, "numpy": np.__version__, "cpus": os.cpu_count(), "workloads": results}

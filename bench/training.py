@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from bench.timing import median_ms
@@ -18,10 +19,14 @@ RECIPES = {
 }
 
 
-def steps_per_second(preset: str, dataset, batch_size: int = 32, rounds: int = 30) -> float:
+def steps_per_second(preset: str, dataset, batch_size: int = 32, rounds: int = 30, workers: int = 1) -> float:
     model = Model.build(preset_spec(preset, dataset.input_shape, dataset.num_classes), seed=0)
-    trainer = Trainer(model, dataset, Hyperparameters(batch_size=batch_size, learning_rate=PRESETS[preset].learning_rate))
-    return 1000.0 / median_ms(trainer.train_step, repeat=rounds)
+    hp = Hyperparameters(batch_size=batch_size, learning_rate=PRESETS[preset].learning_rate)
+    trainer = Trainer(model, dataset, hp, workers=workers)
+    try:
+        return 1000.0 / median_ms(trainer.train_step, repeat=rounds)
+    finally:
+        trainer.close()
 
 
 def time_to_accuracy(preset: str, dataset, hp: Hyperparameters, target: float, *, eval_every: int = 250,
@@ -42,19 +47,24 @@ def time_to_accuracy(preset: str, dataset, hp: Hyperparameters, target: float, *
 
 
 def run(rounds: int = 30) -> dict:
+    """Steps/s with one worker (as the server trains) and one per core (as ``cnnvis train``), BLAS single-threaded."""
+    from threadpoolctl import threadpool_limits
+
     datasets = {name: builtin_dataset(name) for name in ("shapes", "digits")}
-    speed = [
-        {"preset": p, "dataset": PRESETS[p].default_dataset,
-         "steps_per_second": round(steps_per_second(p, datasets[PRESETS[p].default_dataset], rounds=rounds), 1)}
-        for p in PRESETS
-    ]  # fmt: skip
+    cores = os.cpu_count() or 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        speed = [
+            {"preset": p, "dataset": PRESETS[p].default_dataset, "workers": w,
+             "steps_per_second": round(steps_per_second(p, datasets[PRESETS[p].default_dataset], rounds=rounds, workers=w), 1)}
+            for p in PRESETS for w in sorted({1, cores})
+        ]  # fmt: skip
     reach = [{"model": name, **time_to_accuracy(preset, datasets[ds], hp, target)} for name, (preset, ds, hp, target) in RECIPES.items()]
     return {"batch_size": 32, "speed": speed, "time_to_accuracy": reach}
 
 
 def table(report: dict) -> str:
     lines = [f"training steps per second (batch {report['batch_size']}, median of many steps)"]
-    lines += [f"  {s['preset']:<10} on {s['dataset']:<8} {s['steps_per_second']:>8.1f} steps/s" for s in report["speed"]]
+    lines += [f"  {s['preset']:<10} on {s['dataset']:<8} {s['workers']} worker(s) {s['steps_per_second']:>8.1f} steps/s" for s in report["speed"]]
     lines.append("from scratch to the shipped accuracy (test split checked every 250 steps; training time only)")
     lines += [
         f"  {r['model']:<16} {r['test_accuracy']:.2%} (target {r['target']:.0%}) after {r['steps']} steps, {r['train_seconds']:.1f} s"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,14 +209,40 @@ class Model:
         loss: str = "cross_entropy",
         train: bool = True,
         rng: np.random.Generator | None = None,
+        shards: int = 1,
+        executor: Executor | None = None,
     ) -> LossResult:
         """One forward and backward pass on a batch: ``x: (N, C, H, W)``, ``y: (N,)`` class indices.
 
         Cross-entropy is fused with a final softmax layer (gradient ``p - onehot`` into its input);
         MSE is taken on the network's output (after softmax if it has one), as in the classic explanation.
+
+        ``shards > 1`` splits the batch into that many contiguous parts, each with its own dropout
+        stream (``rng.spawn``), and averages their gradients weighted by size; with an ``executor``
+        the parts run in parallel threads (NumPy and BLAS release the GIL), which is how one
+        process uses several cores. Results depend on ``shards``, never on the executor.
         """
         if loss not in losses.LOSSES:
             raise ValueError(f"loss must be one of {losses.LOSSES}, got {loss!r}")
+        n = len(x)
+        shards = max(1, min(int(shards), n))
+        if shards == 1:
+            return self._loss_and_grads(x, y, loss, train, rng)
+        bounds = np.linspace(0, n, shards + 1).round().astype(int)
+        rngs = rng.spawn(shards) if rng is not None else [None] * shards
+        parts = [(x[a:b], y[a:b], loss, train, r) for a, b, r in zip(bounds[:-1], bounds[1:], rngs)]
+        results = list(executor.map(lambda args: self._loss_and_grads(*args), parts)) if executor else [
+            self._loss_and_grads(*args) for args in parts
+        ]
+        weights = [(b - a) / n for a, b in zip(bounds[:-1], bounds[1:])]
+        grads = {name: sum(w * r.grads[name] for w, r in zip(weights, results)) for name in results[0].grads}
+        return LossResult(
+            loss=float(sum(w * r.loss for w, r in zip(weights, results))),
+            probabilities=np.concatenate([r.probabilities for r in results]),
+            grads={k: v.astype(self.dtype, copy=False) for k, v in grads.items()},
+        )
+
+    def _loss_and_grads(self, x, y, loss, train, rng) -> LossResult:
         fused = loss == "cross_entropy" and self.ends_with_softmax
         n_layers = len(self.layers) - 1 if fused else len(self.layers)
         res = self.forward(x, train=train, rng=rng, stop=n_layers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,8 @@ class Trainer:
     """
 
     def __init__(self, model: Model, dataset: Dataset, hp: Hyperparameters | None = None, *, seed: int = 0,
-                 step: int = 0, examples_seen: int = 0, augment_config: AugmentConfig | None = None):
+                 step: int = 0, examples_seen: int = 0, augment_config: AugmentConfig | None = None,
+                 workers: int = 1):
         if tuple(dataset.input_shape) != tuple(model.input_shape):
             raise ValueError(f"dataset {dataset.name!r} has inputs {dataset.input_shape}, the model expects {model.input_shape}")
         if model.output_shape != (dataset.num_classes,):
@@ -140,6 +142,10 @@ class Trainer:
         self.examples_seen = examples_seen
         self.augment_config = augment_config or AugmentConfig(flip=dataset.name not in ("digits", "mnist", "fashion-mnist"))
         self.optimizer: Optimizer = self._new_optimizer()
+        # workers > 1: each batch is split into that many shards trained in parallel threads (see
+        # Model.loss_and_grads); give NumPy's BLAS one thread each (OPENBLAS_NUM_THREADS=1) then.
+        self.workers = max(1, int(workers))
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cnnvis-shard") if self.workers > 1 else None
 
     def _new_optimizer(self) -> Optimizer:
         hp = self.hp
@@ -191,7 +197,8 @@ class Trainer:
     def train_step(self) -> StepRecord:
         """One mini-batch: forward, loss, backward, one optimizer update."""
         x, y = self.next_batch()
-        res = self.model.loss_and_grads(x, y, loss=self.hp.loss, train=True, rng=self._rng(2))
+        res = self.model.loss_and_grads(x, y, loss=self.hp.loss, train=True, rng=self._rng(2),
+                                        shards=self.workers, executor=self._executor)
         self.optimizer.step(self.model.params, res.grads)
         self.step += 1
         self.examples_seen += len(y)
@@ -211,6 +218,12 @@ class Trainer:
             if callback:
                 callback(rec)
         return records
+
+    def close(self) -> None:
+        """Stop the shard threads (only started when ``workers > 1``)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def evaluate(self, split: str = "test", max_examples: int | None = None) -> Evaluation:
         return evaluate_model(self.model, self.dataset, split=split, loss=self.hp.loss, step=self.step, max_examples=max_examples)

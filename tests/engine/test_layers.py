@@ -386,3 +386,31 @@ def test_conv_in_batch_chunks_matches_reference_and_finite_differences(case: Cas
     assert_grad_close(dx, numerical_grad(lambda: float(np.sum(layer.forward(x)[0] * proj)), x), f"{case.id}: chunked input gradient")
     dx_only, _ = layer.backward(proj, cache, need_grads=False)
     np.testing.assert_allclose(dx_only, full_dx, rtol=1e-12, atol=1e-12)
+
+
+GRID_CASES = [c for c in CASES if c.spec["type"] == "conv2d" and c.spec.get("stride", 1) == 1 and c.spec["kernel_size"] > 1]
+
+
+@pytest.mark.parametrize("path", ["grid", "strided"])
+@pytest.mark.parametrize("case", GRID_CASES, ids=[c.id for c in GRID_CASES])
+def test_both_stride1_conv_paths_match_reference_and_finite_differences(case: Case, path: str, monkeypatch):
+    """Stride-1 convolutions unfold either on the padded grid or by strided windows, chosen by
+    ``GRID_MAX_WASTE``; force each path in turn so both are checked on every geometry."""
+    import engine.layers.conv as conv_module
+
+    monkeypatch.setattr(conv_module, "GRID_MAX_WASTE", 1e9 if path == "grid" else 0.0)
+    layer = _build(case)
+    x = _input(case)
+    assert layer._use_grid(x.shape[2], x.shape[3]) == (path == "grid")
+    out, cache = layer.forward(x)
+    expected = REFERENCE["conv2d"](case.spec, layer.params, _to_public(x.copy()))
+    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+    proj = np.random.default_rng(3).normal(size=out.shape)
+    dx, grads = layer.backward(proj.copy(), cache)
+
+    def loss() -> float:
+        return float(np.sum(layer.forward(x)[0] * proj))
+
+    assert_grad_close(dx, numerical_grad(loss, x), f"{case.id} ({path}): input gradient")
+    for name, p in layer.params.items():
+        assert_grad_close(grads[name], numerical_grad(loss, p), f"{case.id} ({path}): {name} gradient")

@@ -274,3 +274,28 @@ def test_each_step_draws_fresh_augmentation_and_dropout():
     t.set_hyperparameters(augment=False)
     losses = [t.train_step().loss for _ in range(6)]  # lr 1e-6: the weights barely move; the masks do
     assert max(losses) - min(losses) > 1e-3, losses
+
+
+def test_workers_split_each_batch_deterministically():
+    """``workers=2`` trains each batch as two shards in two threads: bit-identical run to run, and
+    (without dropout) the same gradients as one worker up to float rounding."""
+    ds = _dataset(n_train=12)
+    runs = []
+    for _ in range(2):
+        t = Trainer(Model.build(NET, seed=1), ds, Hyperparameters(batch_size=6, learning_rate=0.05), seed=3, workers=2)
+        runs.append(_run(t, SCHEDULE[:3]))
+        t.close()
+        runs.append(t.model)
+    _assert_same_weights(runs[1], runs[3])
+    assert [r.loss for r in runs[0]] == [r.loss for r in runs[2]]
+
+    no_dropout = {**NET, "layers": [layer for layer in NET["layers"] if layer["type"] != "dropout"]}
+    model = Model.build(no_dropout, seed=2, dtype=np.float64)
+    x, y = to_float(ds.x_train).astype(np.float64), ds.y_train
+    one = model.loss_and_grads(x, y)
+    for shards in (2, 5):
+        split = model.loss_and_grads(x, y, shards=shards)
+        assert math.isclose(split.loss, one.loss, rel_tol=1e-12)
+        np.testing.assert_allclose(split.probabilities, one.probabilities, rtol=1e-12)
+        for name in one.grads:
+            np.testing.assert_allclose(split.grads[name], one.grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
