@@ -11,6 +11,7 @@ from bench.timing import paired_median_ms
 from engine.model import Model
 from engine.presets import preset_spec
 from engine.optim import SGD
+from engine.train import shard_count
 
 CIFAR_NET = {
     "version": 1,
@@ -72,8 +73,10 @@ def _engine_fn(model: Model, x, y, kind: str, executor, threads: int):
     opt = SGD(lr=0.01, momentum=0.9)
     rng = np.random.default_rng(0)
 
+    shards = shard_count(model, len(y), threads)
+
     def step():  # what Trainer.train_step does with workers=threads
-        res = model.loss_and_grads(x, y, rng=rng, shards=threads, executor=executor)
+        res = model.loss_and_grads(x, y, rng=rng, shards=shards, executor=executor)
         opt.step(model.params, res.grads)
 
     return step

@@ -31,6 +31,9 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+MIN_SHARD_MACS = 40_000_000  # multiply-adds below which a shard's thread costs more than it saves (bench training)
+
+
 @dataclass(frozen=True)
 class Hyperparameters:
     """Everything a step depends on besides the weights; may change between any two steps."""
@@ -120,6 +123,14 @@ def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss:
     )
 
 
+def shard_count(model: Model, batch_size: int, workers: int) -> int:
+    """Parts a batch is split into: at most ``workers``, and none with less than `MIN_SHARD_MACS`
+    of work (threads cost more than they save on LeNet-sized steps). Fixed by the model, batch
+    size and worker count, so results do not depend on the machine's speed."""
+    macs = sum(info.macs for info in model.info) * batch_size
+    return int(max(1, min(workers, macs // MIN_SHARD_MACS)))
+
+
 class Trainer:
     """Trains ``model`` in place on ``dataset``'s train split.
 
@@ -198,7 +209,7 @@ class Trainer:
         """One mini-batch: forward, loss, backward, one optimizer update."""
         x, y = self.next_batch()
         res = self.model.loss_and_grads(x, y, loss=self.hp.loss, train=True, rng=self._rng(2),
-                                        shards=self.workers, executor=self._executor)
+                                        shards=self.shards(len(y)), executor=self._executor)
         self.optimizer.step(self.model.params, res.grads)
         self.step += 1
         self.examples_seen += len(y)
@@ -218,6 +229,9 @@ class Trainer:
             if callback:
                 callback(rec)
         return records
+
+    def shards(self, batch_size: int) -> int:
+        return shard_count(self.model, batch_size, self.workers)
 
     def close(self) -> None:
         """Stop the shard threads (only started when ``workers > 1``)."""

@@ -276,14 +276,20 @@ def test_each_step_draws_fresh_augmentation_and_dropout():
     assert max(losses) - min(losses) > 1e-3, losses
 
 
-def test_workers_split_each_batch_deterministically():
+def test_workers_split_each_batch_deterministically(monkeypatch):
     """``workers=2`` trains each batch as two shards in two threads: bit-identical run to run, and
     (without dropout) the same gradients as one worker up to float rounding."""
+    import engine.train as train_module
+
     ds = _dataset(n_train=12)
     runs = []
     for _ in range(2):
         t = Trainer(Model.build(NET, seed=1), ds, Hyperparameters(batch_size=6, learning_rate=0.05), seed=3, workers=2)
+        assert t.shards(6) == 1  # this tiny net is below the work worth a thread
+        monkeypatch.setattr(train_module, "MIN_SHARD_MACS", 1)
+        assert t.shards(6) == 2
         runs.append(_run(t, SCHEDULE[:3]))
+        monkeypatch.undo()
         t.close()
         runs.append(t.model)
     _assert_same_weights(runs[1], runs[3])
