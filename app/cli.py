@@ -138,8 +138,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
-    from engine.data import dataset as dsmod
-
     store = _datasets(args)
     if args.action == "list":
         for name in store.names():
@@ -153,39 +151,14 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         path = download_dataset(args.source, _data_dir(args) / "downloads", progress=_download_progress)
         print(f"\ndownloaded to {path}; import it with: cnnvis datasets import --format {args.source} --path {path} --name {args.source}")
         return
-    from app.services.datasets import NAME_RE
-
-    if not NAME_RE.match(args.name):
-        _fail("--name must be 1-40 lowercase letters, digits, '-' or '_'")
-    if store.exists(args.name):
-        _fail(f"a dataset named {args.name!r} already exists")
-    try:
-        ds = _load_source(args)
-    except (dsmod.DatasetError, OSError) as e:
-        _fail(str(e))
-    ds = dsmod.Dataset(name=args.name, classes=ds.classes, x_train=ds.x_train, y_train=ds.y_train,
-                       x_test=ds.x_test, y_test=ds.y_test, description=ds.description)
-    dsmod.save_dataset(ds, store.root / f"{args.name}.npz")
+    ds, report = store.import_files(args.format, args.path, args.name, input_shape=(args.channels, *args.size),
+                                    test_fraction=args.test_fraction, seed=args.seed)
+    for rel, reason in report.skipped if report else []:
+        print(f"  skipped {rel}: {reason}", file=sys.stderr)
     counts = ds.counts()
     print(f"imported {args.name}: {'x'.join(map(str, ds.input_shape))}, {len(ds.y_train)} train / {len(ds.y_test)} test")
     for cls, tr, te in zip(ds.classes, counts["train"], counts["test"]):
         print(f"  {cls:<20} {tr:>6} train {te:>6} test")
-
-
-def _load_source(args: argparse.Namespace):
-    from engine.data.cifar import load_cifar10
-    from engine.data.folder import load_image_folder
-    from engine.data.idx import load_mnist
-
-    if args.format in ("mnist", "fashion-mnist"):
-        return load_mnist(args.path, kind=args.format)
-    if args.format == "cifar10":
-        return load_cifar10(args.path)
-    ds, report = load_image_folder(args.path, input_shape=(args.channels, args.size[0], args.size[1]),
-                                   test_fraction=args.test_fraction, seed=args.seed, name=args.name)
-    for rel, reason in report.skipped:
-        print(f"  skipped {rel}: {reason}", file=sys.stderr)
-    return ds
 
 
 def _download_progress(done: int, total: int) -> None:

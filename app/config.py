@@ -36,6 +36,7 @@ class Settings:
     warm_datasets: bool = True  # generate the built-in datasets in the background at startup
     # {"shapes": (n_train, n_test)}: smaller built-ins (tests); None keeps the engine's defaults.
     builtin_sizes: dict[str, tuple[int, int]] | None = field(default=None)
+    import_root: Path | None = None  # default: DATA_DIR/imports
 
     @property
     def models_dir(self) -> Path:
@@ -48,6 +49,11 @@ class Settings:
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def import_dir(self) -> Path:
+        """The one folder whose files ``POST /datasets/import`` may read (no path outside it)."""
+        return self.import_root or self.data_dir / "imports"
 
 
 def _int(name: str, default: int) -> int:
@@ -73,4 +79,5 @@ def get_settings() -> Settings:
         max_image_side=_int("CNNVIS_MAX_IMAGE_SIDE", defaults.max_image_side),
         max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
         warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
+        import_root=Path(env("CNNVIS_IMPORT_DIR")) if env("CNNVIS_IMPORT_DIR") else None,
     )

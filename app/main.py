@@ -61,7 +61,7 @@ ARCHIVE_PATHS = (f"{API}/datasets", f"{API}/models/import")
 
 def make_state(settings: Settings) -> AppState:
     """Create the data folders and load every model (run in the lifespan, not at import)."""
-    for folder in (settings.data_dir, settings.models_dir, settings.datasets_dir, settings.images_dir):
+    for folder in (settings.data_dir, settings.models_dir, settings.datasets_dir, settings.images_dir, settings.import_dir):
         folder.mkdir(parents=True, exist_ok=True)
     store = ModelStore(settings)
     store.load()

@@ -111,6 +111,19 @@ class SpecRequest(Strict):
     spec: dict[str, Any]
 
 
+class ImportDataset(Strict):
+    """Files already on the server, under its import folder (``CNNVIS_IMPORT_DIR``, default DATA_DIR/imports)."""
+
+    format: Literal["mnist", "fashion-mnist", "cifar10", "folder"]
+    path: str = Field(..., min_length=1, max_length=1024, description="relative to the import folder")
+    name: str = Field(..., max_length=40, description="lowercase letters, digits, - and _")
+    channels: Literal[1, 3] = Field(3, description="folder images: 1 (grey) or 3 (RGB)")
+    height: int = Field(64, ge=8, le=256, description="folder images: input height")
+    width: int = Field(64, ge=8, le=256, description="folder images: input width")
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="folder without train/ and test/: test share")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
 class LiveMessage(HyperparameterChanges):
     """One message from a live-training client; ``"pin": null`` unpins the image."""
 

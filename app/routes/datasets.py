@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 
 from app.deps import State
 from app.errors import Invalid, NotFound
+from app.schemas import ImportDataset
 from engine.data.images import array_to_png
 
 router = APIRouter(tags=["datasets"])
@@ -48,5 +49,21 @@ def upload_dataset(state: State, file: Annotated[UploadFile, File(description="a
         shutil.copyfileobj(file.file, tmp)
         tmp.flush()
         with state.cpu.slot():
-            ds, report = state.datasets.import_zip(tmp.name, name, (channels, height, width), test_fraction)
-    return {**state.datasets.summary(ds.name), "skipped": [{"file": f, "reason": r} for f, r in report.skipped[:100]]}
+            ds, report = state.datasets.import_files("folder", tmp.name, name, input_shape=(channels, height, width),
+                                                     test_fraction=test_fraction)
+    return _imported(state, ds, report)
+
+
+@router.post("/datasets/import", status_code=201,
+             summary="Import MNIST / Fashion-MNIST (IDX), CIFAR-10 (binary) or a class-folder tree from files on the server")
+def import_dataset(body: ImportDataset, state: State) -> dict:
+    path = state.datasets.import_path(body.path)
+    with state.cpu.slot():
+        ds, report = state.datasets.import_files(body.format, path, body.name, input_shape=(body.channels, body.height, body.width),
+                                                 test_fraction=body.test_fraction, seed=body.seed)
+    return _imported(state, ds, report)
+
+
+def _imported(state, ds, report) -> dict:
+    skipped = [{"file": f, "reason": r} for f, r in report.skipped[:100]] if report else []
+    return {**state.datasets.summary(ds.name), "skipped": skipped}

@@ -7,6 +7,7 @@ per name. Loaded datasets stay in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -20,7 +21,9 @@ from app.errors import Conflict, Invalid, NotFound, TooLarge
 from engine.data.archive import ArchiveError
 from engine.data.dataset import Dataset, DatasetError, load_dataset, save_dataset
 from engine.data.digits import DIGIT_CLASSES, DIGITS_DESCRIPTION, make_digits
+from engine.data.cifar import load_cifar10
 from engine.data.folder import load_image_folder
+from engine.data.idx import load_mnist
 from engine.data.registry import builtin_dataset
 from engine.data.shapes import SHAPE_CLASSES, SHAPES_DESCRIPTION, make_shapes
 
@@ -53,6 +56,7 @@ def dataset_json(ds: Dataset, *, builtin: bool) -> dict[str, Any]:
 class DatasetStore:
     def __init__(self, settings: Settings):
         self.root = Path(settings.datasets_dir)
+        self.import_root = Path(settings.import_dir)
         self.sizes = dict(settings.builtin_sizes or {})
         self._loaded: dict[str, Dataset] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -136,19 +140,42 @@ class DatasetStore:
         thread.start()
         return thread
 
-    def import_zip(self, path: Path, name: str, input_shape: tuple[int, int, int], test_fraction: float) -> tuple[Dataset, Any]:
-        """Import a zip of class folders as dataset ``name`` (raises 409, 413 or 422 with the reason)."""
+    def import_path(self, relative: str) -> Path:
+        """Resolve a client-given path inside the import folder; anything that leaves it is refused."""
+        root = self.import_root.resolve()
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root):
+            raise Invalid(f"path must lie inside the server's import folder {root}; put the files there first")
+        if not target.exists():
+            raise NotFound(f"nothing at {relative!r} in the server's import folder {root}")
+        return target
+
+    def import_files(self, fmt: str, path: str | Path, name: str, *, input_shape: tuple[int, int, int] = (3, 64, 64),
+                     test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Any]:
+        """Import files the user has as dataset ``name``: ``fmt`` is "mnist", "fashion-mnist" (IDX),
+        "cifar10" (binary version) or "folder" (a directory or .zip of class folders; ``input_shape``,
+        ``test_fraction`` and ``seed`` apply to it). Returns the dataset and the folder report (None
+        for the other formats); raises 409, 413 or 422 with the reason."""
         if not NAME_RE.match(name):
             raise Invalid("name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
         with self._lock(name):
             if self.exists(name):
                 raise Conflict(f"a dataset named {name!r} already exists; choose another name")
+            report = None
             try:
-                ds, report = load_image_folder(path, input_shape=input_shape, test_fraction=test_fraction, name=name)
+                if fmt in ("mnist", "fashion-mnist"):
+                    ds = load_mnist(path, kind=fmt)
+                elif fmt == "cifar10":
+                    ds = load_cifar10(path)
+                elif fmt == "folder":
+                    ds, report = load_image_folder(path, input_shape=input_shape, test_fraction=test_fraction, seed=seed, name=name)
+                else:
+                    raise Invalid(f"format must be one of mnist, fashion-mnist, cifar10, folder; got {fmt!r}")
             except ArchiveError as e:
                 raise (TooLarge if e.kind == "too_large" else Invalid)(str(e)) from None
-            except (DatasetError, ValueError) as e:
+            except (DatasetError, ValueError, OSError) as e:
                 raise Invalid(str(e)) from None
+            ds = dataclasses.replace(ds, name=name)
             save_dataset(ds, self._path(name))
             with self._mutex:
                 self._loaded[name] = ds

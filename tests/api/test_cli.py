@@ -73,7 +73,7 @@ def test_import_a_folder_zip_reports_counts_and_skipped_files(tmp_path, capsys):
         (["evaluate", "missing.npz"], "missing.npz"),
         (["train", "--dataset", "nope", "--steps", "1"], "no dataset named 'nope'"),
         (["datasets", "import", "--format", "mnist", "--path", "/nonexistent", "--name", "x"], "error"),
-        (["datasets", "import", "--format", "folder", "--path", ".", "--name", "Bad Name"], "--name must be"),
+        (["datasets", "import", "--format", "folder", "--path", ".", "--name", "Bad Name"], "name must be"),
     ],
 )
 def test_errors_are_one_line_not_a_traceback(argv, message, tmp_path, capsys):

@@ -6,6 +6,7 @@ import io
 import stat
 import zipfile
 
+import numpy as np
 from PIL import Image
 
 from tests.api.conftest import image_bytes, make_settings, open_client
@@ -107,3 +108,31 @@ def test_upload_zip_errors(client):
 def test_dataset_zip_over_the_cap_is_413(data_dir, pretrained_dir):
     with open_client(make_settings(data_dir, pretrained_dir, max_archive_bytes=5_000)) as c:
         assert post_zip(c, class_zip()).status_code == 413
+
+
+def test_import_files_already_on_the_server(client, settings):
+    """MNIST-format files under the import folder become a dataset; paths outside it are refused."""
+    from engine.data.idx import write_idx
+
+    folder = settings.import_dir / "mini-mnist"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    r = client.post(f"{API}/datasets/import", json={"format": "mnist", "path": "mini-mnist", "name": "mini"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "mini" and body["input_shape"] == [1, 28, 28] and body["sizes"] == {"train": 30, "test": 10}
+    assert "mini" in [d["name"] for d in client.get(f"{API}/datasets").json()]
+
+    again = client.post(f"{API}/datasets/import", json={"format": "mnist", "path": "mini-mnist", "name": "mini"})
+    assert again.status_code == 409
+    escape = client.post(f"{API}/datasets/import", json={"format": "mnist", "path": "../../etc", "name": "x"})
+    assert escape.status_code == 422 and "import folder" in escape.json()["detail"]
+    missing = client.post(f"{API}/datasets/import", json={"format": "cifar10", "path": "nope", "name": "x"})
+    assert missing.status_code == 404
+    wrong = client.post(f"{API}/datasets/import", json={"format": "cifar10", "path": "mini-mnist", "name": "y"})
+    assert wrong.status_code == 422 and wrong.json()["detail"]
+    bad = client.post(f"{API}/datasets/import", json={"format": "pickle", "path": "mini-mnist", "name": "z"})
+    assert bad.status_code == 422
