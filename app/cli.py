@@ -30,6 +30,21 @@ def _datasets(args: argparse.Namespace):
     return DatasetStore(Settings(data_dir=_data_dir(args)))
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _fail(message: str) -> None:
     print(f"cnnvis: error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -81,9 +96,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from engine.train import Hyperparameters, Trainer
 
     ds = _datasets(args).get(args.dataset)
+    out = Path(args.out or f"{args.preset or 'model'}-{ds.name}.npz")
+    if out.exists() and not args.force:
+        _fail(f"{out} exists; pass --force to overwrite it or --out to choose another file")
     try:
         if args.spec:
-            spec = json.loads(Path(args.spec).read_text())
+            try:
+                spec = json.loads(Path(args.spec).read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{args.spec} is not valid JSON: {e}") from None
         else:
             spec = preset_spec(args.preset, ds.input_shape, ds.num_classes)
         model = Model.build(spec, seed=args.seed)
@@ -111,7 +132,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     ev = trainer.evaluate()
     _print_evaluation(ev, ds.classes)
     print(f"trained {args.steps} steps in {seconds:.1f} s ({args.steps / seconds:.1f} steps/s)")
-    out = Path(args.out or f"{args.preset or 'model'}-{ds.name}.npz")
     meta = {"name": args.name or f"{args.preset or 'model'} on {ds.name}", "dataset": ds.name, "seed": args.seed,
             "hyperparameters": hp.to_dict(), "examples_seen": trainer.examples_seen, "epoch": trainer.epoch,
             "test_accuracy": ev.accuracy}
@@ -183,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", choices=sorted(PRESETS), default="tiny-vgg")
     g.add_argument("--spec", help="a JSON model spec file instead of a preset")
     t.add_argument("--dataset", default="shapes", help="built-in (shapes, digits) or an imported dataset's name")
-    t.add_argument("--steps", type=int, default=1000, help="mini-batches to train on (one step = one batch)")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--steps", type=_positive, default=1000, help="mini-batches to train on (one step = one batch)")
+    t.add_argument("--batch-size", type=_positive, default=32)
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's, 0.01 for a spec)")
     t.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     t.add_argument("--momentum", type=float, default=0.9)
@@ -192,11 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--loss", choices=["cross_entropy", "mse"], default="cross_entropy")
     t.add_argument("--augment", action="store_true", help="random flips, shifts, rotations, colour jitter, noise")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--eval-every", type=int, default=0, help="also evaluate on the test split every N steps")
-    t.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    t.add_argument("--eval-every", type=_non_negative, default=0, help="also evaluate on the test split every N steps")
+    t.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
                    help="threads that share each batch (default: one per core; results depend on this number)")
     t.add_argument("--name", help="a display name stored in the checkpoint")
     t.add_argument("--out", help="checkpoint path (default: PRESET-DATASET.npz)")
+    t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     t.add_argument("--data-dir", help=DATA_DIR_HELP)
     t.set_defaults(func=cmd_train)
 

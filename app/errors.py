@@ -66,12 +66,24 @@ def error_body(detail: str, **extra: Any) -> dict[str, Any]:
 
 def _loc(loc: tuple) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+    return ".".join(parts)
+
+
+def _message(e: dict[str, Any]) -> str:
+    """One error in words a person can act on (Pydantic's wording, minus its internal prefixes)."""
+    kind, loc = e.get("type", ""), tuple(e.get("loc", ()))
+    if kind == "json_invalid":
+        return f"the body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')}); send a JSON object"
+    if loc == ("body",) and kind in ("model_attributes_type", "dict_type", "missing"):
+        return "send a JSON object as the body, with content-type: application/json"
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    where = _loc(loc)
+    return f"{where}: {msg}" if where else msg
 
 
 def describe_validation(errors: list[dict[str, Any]], limit: int = 5) -> str:
     """Pydantic errors as one readable sentence, without the offending values."""
-    msgs = [f"{_loc(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:limit]]
+    msgs = list(dict.fromkeys(_message(e) for e in errors[:limit]))
     more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
     return "; ".join(msgs) + more if msgs else "invalid request"
 

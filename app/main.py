@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        redoc_url=None,  # ReDoc fetches its logo from a CDN; /docs (Swagger UI) is fully local
     )
     install_handlers(app)
     for module in (health, models, images, forward, pictures, train, live, checkpoints, datasets):

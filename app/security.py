@@ -1,6 +1,6 @@
 """Three pure-ASGI middlewares: security headers, a same-origin check, and a request-body cap.
 
-- `SecurityHeaders`: a Content-Security-Policy on every HTTP response (relaxed on /docs and /redoc
+- `SecurityHeaders`: a Content-Security-Policy on every HTTP response (relaxed on /docs
   only, whose offline Swagger/ReDoc pages need one inline script and inline styles).
 - `OriginCheck`: a state-changing request (POST, PUT, PATCH, DELETE, and every WebSocket handshake)
   whose ``Origin`` header is present and names another host than ``Host`` gets 403.
@@ -27,7 +27,7 @@ DOCS_CSP = (
     "script-src 'self' 'unsafe-inline'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; "
     "frame-ancestors 'none'; base-uri 'self'"
 )
-DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = ("/docs",)
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 

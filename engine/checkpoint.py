@@ -63,6 +63,10 @@ def load_checkpoint(source: str | Path | bytes | IO[bytes], *, max_parameters: i
     """
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
+    if not zipfile.is_zipfile(source):  # np.load would take other bytes for a pickle and suggest unpickling
+        raise CheckpointError("not a .npz checkpoint (a .npz file is a zip archive of .npy arrays)")
+    if hasattr(source, "seek"):
+        source.seek(0)
     try:
         with np.load(source, allow_pickle=False) as npz:
             names = list(npz.files)

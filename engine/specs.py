@@ -47,11 +47,15 @@ class Conv2D:
 
 @dataclass(frozen=True)
 class ReLU:
+    """max(x, 0): keeps positive evidence, zeroes the rest."""
+
     type: Literal["relu"] = "relu"
 
 
 @dataclass(frozen=True)
 class LeakyReLU:
+    """x if x > 0 else alpha * x: a small slope for negatives, so units never go silent."""
+
     alpha: float = 0.01
     type: Literal["leaky_relu"] = "leaky_relu"
     ranges: ClassVar[dict] = {"alpha": (0.0, 1.0)}
@@ -59,11 +63,15 @@ class LeakyReLU:
 
 @dataclass(frozen=True)
 class Sigmoid:
+    """1 / (1 + exp(-x)): squashes to (0, 1)."""
+
     type: Literal["sigmoid"] = "sigmoid"
 
 
 @dataclass(frozen=True)
 class Tanh:
+    """tanh(x): squashes to (-1, 1), centred on 0."""
+
     type: Literal["tanh"] = "tanh"
 
 
@@ -114,6 +122,8 @@ class Flatten:
 
 @dataclass(frozen=True)
 class Dense:
+    """Fully connected: every output unit weighs every input value (weight: [units, inputs])."""
+
     units: int
     bias: bool = True
     type: Literal["dense"] = "dense"
@@ -260,5 +270,5 @@ def layer_schema() -> list[dict[str, Any]]:
             if f.name in ranges:
                 entry["min"], entry["max"] = ranges[f.name]
             fields.append(entry)
-        out.append({"type": kind, "doc": (cls.__doc__ or "").strip(), "fields": fields})
+        out.append({"type": kind, "doc": " ".join((cls.__doc__ or "").replace("``", "").split()), "fields": fields})
     return out

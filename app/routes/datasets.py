@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import zipfile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
@@ -48,6 +49,8 @@ def upload_dataset(state: State, file: Annotated[UploadFile, File(description="a
     with tempfile.NamedTemporaryFile(suffix=".zip", dir=state.images.root.parent) as tmp:
         shutil.copyfileobj(file.file, tmp)
         tmp.flush()
+        if not zipfile.is_zipfile(tmp.name):
+            raise Invalid("the uploaded file is not a .zip archive; zip a folder that holds one folder per class")
         with state.cpu.slot():
             ds, report = state.datasets.import_files("folder", tmp.name, name, input_shape=(channels, height, width),
                                                      test_fraction=test_fraction)

@@ -24,7 +24,7 @@ def layer_types() -> list[dict]:
     return layer_schema()
 
 
-@router.post("/specs/validate", summary="Check a spec and show its layers' shapes (422 names the bad layer)")
+@router.post("/specs/validate", summary="Check a spec: its layers' shapes, or {valid: false, detail, layer_index} naming the bad layer")
 def validate_spec(body: SpecRequest, state: State) -> dict:
     return service.validate_spec(state, body.spec)
 

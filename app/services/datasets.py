@@ -91,7 +91,7 @@ class DatasetStore:
     def get(self, name: str) -> Dataset:
         """The dataset, loading or generating it once (raises NotFound)."""
         if not self.exists(name):
-            raise NotFound(f"no dataset named {name!r}; GET /api/v1/datasets lists them")
+            raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names())}")
         with self._mutex:
             if name in self._loaded:
                 return self._loaded[name]
@@ -175,6 +175,8 @@ class DatasetStore:
                 raise (TooLarge if e.kind == "too_large" else Invalid)(str(e)) from None
             except (DatasetError, ValueError, OSError) as e:
                 raise Invalid(str(e)) from None
+            if len(ds.y_test) == 0:
+                raise Invalid("the test split would be empty: give each class at least 2 images (or add a test/ folder)")
             ds = dataclasses.replace(ds, name=name)
             save_dataset(ds, self._path(name))
             with self._mutex:

@@ -111,7 +111,10 @@ def layer_weights(rec: ModelRecord, index: int, kinds: tuple[str, ...] = ("conv2
         raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
     info = rec.model.info[index]
     if info.type not in kinds:
-        raise Invalid(f"layer {index} ({info.type}) has no weights to show; choose a {' or '.join(kinds)} layer")
+        if info.type in ("conv2d", "dense"):
+            raise Invalid(f"layer {index} ({info.type}): only conv2d filters are drawn as a picture; "
+                          f"GET .../layers/{index}/filters returns its weights as numbers")
+        raise Invalid(f"layer {index} ({info.type}) has no weights; choose a {' or '.join(kinds)} layer")
     bias = rec.model.params.get(f"layers.{index}.bias")
     return rec.model.params[f"layers.{index}.weight"].copy(), (None if bias is None else bias.copy())
 

@@ -39,8 +39,12 @@ def build(state: AppState, spec: Any, seed: int = 0) -> Model:
 
 
 def validate_spec(state: AppState, spec: Any) -> dict[str, Any]:
-    model = build(state, spec)
-    return {"layers": [layer_json(model, i) for i in model.info], "parameters": model.num_parameters,
+    """A validation result, not an error: an invalid spec is a normal state of an editor being typed in."""
+    try:
+        model = build(state, spec)
+    except Invalid as e:
+        return {"valid": False, "detail": e.detail, "layer_index": e.extra.get("layer_index")}
+    return {"valid": True, "layers": [layer_json(model, i) for i in model.info], "parameters": model.num_parameters,
             "output_shape": list(model.output_shape)}
 
 

@@ -7,13 +7,36 @@ import { ApiError } from './api.js';
 import { debounce } from './dom.js';
 
 /**
- * @typedef {{key: number, type: string, values: Record<string, any>}} DraftLayer
- * @typedef {{modelId: string, input_shape: number[], layers: DraftLayer[], nextKey: number}} Draft
+ * @typedef {{key: number, type: string, values: Record<string, any>}} DraftLayer  `key`: unique for the page's life
+ * @typedef {{modelId: string, input_shape: number[], layers: DraftLayer[]}} Draft
  * @typedef {{pending: boolean, result: any, error: string | null, layer: number | null}} Validation
  */
 
 /** Starting values for required fields that have no default. */
 const STARTERS = /** @type {Record<string, number>} */ ({ filters: 8, kernel_size: 3, pool_size: 2, units: 32 });
+
+/** Layer keys: never reused, so a reloaded or reverted draft never matches an old row. */
+let lastKey = 0;
+const newKey = () => ++lastKey;
+
+/**
+ * What a validation answer means: `{valid: true, layers, ...}` or `{valid: false, detail,
+ * layer_index}` (200), or a spec error raised as 422 with `layer_index` (older servers).
+ * @param {any} result the 200 body, or null
+ * @param {unknown} [err] the request's error, if it failed
+ * @returns {Validation}
+ */
+export function validationOf(result, err) {
+  const index = (/** @type {any} */ v) => (typeof v === 'number' ? v : null);
+  if (err !== undefined) {
+    const detail = err instanceof ApiError ? err.detail : err instanceof Error ? err.message : String(err);
+    return { pending: false, result: null, error: detail, layer: err instanceof ApiError ? index(err.body?.layer_index) : null };
+  }
+  if (result && result.valid === false) {
+    return { pending: false, result: null, error: String(result.detail || 'this network cannot be built'), layer: index(result.layer_index) };
+  }
+  return { pending: false, result, error: null, layer: null };
+}
 
 /**
  * The spec JSON of a draft.
@@ -36,15 +59,15 @@ export function createEditor(store, api, actions) {
     const draft = /** @type {Draft | null} */ (store.get().draft);
     if (!draft) return;
     const id = ++seq;
+    /** @type {Validation} */
+    let validation;
     try {
-      const result = await api.validateSpec(draftSpec(draft));
-      if (id === seq) store.set({ validation: { pending: false, result, error: null, layer: null } });
+      validation = validationOf(await api.validateSpec(draftSpec(draft)));
     } catch (err) {
-      if (id !== seq) return;
-      const detail = err instanceof ApiError ? err.detail : String(err);
-      const layer = err instanceof ApiError && typeof err.body?.layer_index === 'number' ? err.body.layer_index : null;
-      store.set({ validation: { ...store.get().validation, pending: false, error: detail, layer } });
+      validation = validationOf(null, err);
     }
+    // An error keeps the last good shapes (rows before the bad layer still show theirs).
+    if (id === seq) store.set({ validation: validation.error ? { ...validation, result: store.get().validation.result } : validation });
   }, 250);
 
   /** @param {Draft} draft */
@@ -73,11 +96,11 @@ export function createEditor(store, api, actions) {
     load(force = false) {
       const { model, draft } = store.get();
       if (!model || (!force && draft?.modelId === model.id)) return;
-      const layers = model.spec.layers.map((/** @type {any} */ l, /** @type {number} */ i) => {
+      const layers = model.spec.layers.map((/** @type {any} */ l) => {
         const { type, ...values } = l;
-        return { key: i, type, values };
+        return { key: newKey(), type, values };
       });
-      commit({ modelId: model.id, input_shape: [...model.spec.input_shape], layers, nextKey: layers.length });
+      commit({ modelId: model.id, input_shape: [...model.spec.input_shape], layers });
     },
     /** @param {number} index @param {string} name @param {any} value (undefined removes the field) */
     setField(index, name, value) {
@@ -100,8 +123,8 @@ export function createEditor(store, api, actions) {
     add(index, type) {
       const d = /** @type {Draft} */ (store.get().draft);
       const layers = d.layers.slice();
-      layers.splice(index, 0, { key: d.nextKey, type, values: defaults(type) });
-      commit({ ...d, layers, nextKey: d.nextKey + 1 });
+      layers.splice(index, 0, { key: newKey(), type, values: defaults(type) });
+      commit({ ...d, layers });
     },
     /** @param {number} index */
     remove(index) {

@@ -50,6 +50,14 @@ def test_import_train_evaluate(tmp_path, capsys):
     report = capsys.readouterr().out
     assert report.startswith("test accuracy") and "(20 examples)" in report
 
+    before = ckpt_path.read_bytes()
+    with pytest.raises(SystemExit):  # an existing checkpoint is kept unless --force says otherwise
+        main(["train", "--preset", "lenet5", "--dataset", "tiny", "--steps", "1", "--out", str(ckpt_path), "--data-dir", str(data)])
+    assert "--force" in capsys.readouterr().err and ckpt_path.read_bytes() == before
+    main(["train", "--preset", "lenet5", "--dataset", "tiny", "--steps", "1", "--batch-size", "8", "--out", str(ckpt_path),
+          "--force", "--data-dir", str(data)])  # fmt: skip
+    assert load_checkpoint(ckpt_path).step == 1
+
 
 def test_import_a_folder_zip_reports_counts_and_skipped_files(tmp_path, capsys):
     archive = tmp_path / "pets.zip"
@@ -74,6 +82,9 @@ def test_import_a_folder_zip_reports_counts_and_skipped_files(tmp_path, capsys):
         (["train", "--dataset", "nope", "--steps", "1"], "no dataset named 'nope'"),
         (["datasets", "import", "--format", "mnist", "--path", "/nonexistent", "--name", "x"], "error"),
         (["datasets", "import", "--format", "folder", "--path", ".", "--name", "Bad Name"], "name must be"),
+        (["train", "--steps", "0"], "--steps: must be at least 1"),
+        (["train", "--steps", "-5"], "--steps: must be at least 1"),
+        (["train", "--workers", "0"], "--workers: must be at least 1"),
     ],
 )
 def test_errors_are_one_line_not_a_traceback(argv, message, tmp_path, capsys):
@@ -81,4 +92,4 @@ def test_errors_are_one_line_not_a_traceback(argv, message, tmp_path, capsys):
         main([*argv, "--data-dir", str(tmp_path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("cnnvis: error:") and message in err and "Traceback" not in err
+    assert "error:" in err and message in err and "Traceback" not in err

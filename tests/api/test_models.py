@@ -21,17 +21,18 @@ def test_validate_spec_ok_and_errors(client):
     r = client.post(f"{API}/specs/validate", json={"spec": SMALL_SPEC})
     assert r.status_code == 200
     body = r.json()
-    assert body["output_shape"] == [10]
+    assert body["valid"] is True and body["output_shape"] == [10]
     assert body["layers"][0]["output_shape"] == [4, 26, 26]
     assert body["parameters"] == sum(layer["parameters"] for layer in body["layers"])
     bad = {"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3}] + [{"type": "maxpool2d", "pool_size": 2}] * 3}
-    r = client.post(f"{API}/specs/validate", json={"spec": bad})
-    assert r.status_code == 422
+    r = client.post(f"{API}/specs/validate", json={"spec": bad})  # an invalid spec is a result (200), not an error
+    assert r.status_code == 200 and r.json()["valid"] is False
     assert r.json()["layer_index"] == 3 and r.json()["detail"].startswith("layer 3 (maxpool2d)")
     r = client.post(f"{API}/specs/validate", json={"spec": {"input_shape": [1, 8, 8], "layers": [{"type": "bogus"}]}})
-    assert r.status_code == 422 and r.json()["layer_index"] == 0 and "known types" in r.json()["detail"]
+    assert r.json()["valid"] is False and r.json()["layer_index"] == 0 and "known types" in r.json()["detail"]
     r = client.post(f"{API}/specs/validate", json={"spec": {"input_shape": [3, 8, 8], "layers": [{"type": "relu"}]}})
-    assert r.status_code == 422 and "vector" in r.json()["detail"]
+    assert r.json()["valid"] is False and "vector" in r.json()["detail"]
+    assert client.post(f"{API}/specs/validate", json={"nospec": 1}).status_code == 422  # a malformed request is still 422
 
 
 def test_too_big_spec_is_refused_before_allocating(client):
