@@ -120,14 +120,14 @@ class Conv2DLayer(Layer):
         ho, wo, chunk = self._geometry(x)
         step = ho * wo
         d2 = dout.reshape(f, -1)
-        dw = np.zeros_like(w2) if need_grads else None
+        dw_t = np.zeros(w2.T.shape, dtype=w2.dtype) if need_grads else None  # (C*k*k, F): see _grads
         dx = np.empty_like(x) if need_dx else None
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
             cols = self._cols(x, n0, n1, ho, wo)  # recomputed: cheaper than keeping a whole-batch copy
             dc = d2[:, n0 * step : n1 * step]
             if need_grads:
-                dw += dc @ cols.T
+                dw_t += cols @ dc.T
             if need_dx:
                 dcols = w2.T @ dc
                 padded = (c, n1 - n0, *ops.padded_size(x.shape[2:], self.pad))
@@ -136,12 +136,14 @@ class Conv2DLayer(Layer):
                 else:
                     dxp = ops.col2im(dcols, padded, k, k, self.spec.stride, ho, wo)
                 dx[:, n0:n1] = ops.unpad_chw(dxp, self.pad)
-        return dx, self._grads(dw, d2, need_grads)
+        return dx, self._grads(dw_t, d2, need_grads)
 
-    def _grads(self, dw, d2, need_grads: bool) -> dict:
+    def _grads(self, dw_t, d2, need_grads: bool) -> dict:
+        """Weight gradient from its transpose: ``cols @ dout.T`` ran ~30% faster in OpenBLAS here than
+        ``dout @ cols.T`` (the long axis is the reduction either way)."""
         if not need_grads:
             return {}
-        grads = {"weight": dw.reshape(self.params["weight"].shape)}
+        grads = {"weight": np.ascontiguousarray(dw_t.T).reshape(self.params["weight"].shape)}
         if "bias" in self.params:
             grads["bias"] = d2.sum(axis=1)
         return grads
@@ -180,7 +182,7 @@ class Conv2DLayer(Layer):
         ho, wo = hp - k + 1, wp - k + 1
         chunk = max(1, CHUNK_BYTES // (c * k * k * hp * wp * dout.itemsize))
         top, left = self.pad[0], self.pad[2]
-        dw = np.zeros_like(w2) if need_grads else None
+        dw_t = np.zeros(w2.T.shape, dtype=w2.dtype) if need_grads else None  # (C*k*k, F): see _grads
         dx = np.empty(x_shape, dtype=dout.dtype) if need_dx else None
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -190,8 +192,8 @@ class Conv2DLayer(Layer):
             dfull = dfull.reshape(f, length)
             if need_grads:
                 # recomputed from the padded input: cheaper than keeping whole-batch blocks (measured)
-                dw += dfull @ ops.im2col_flat(flat, n0 * hp * wp, length, k, wp).T
+                dw_t += ops.im2col_flat(flat, n0 * hp * wp, length, k, wp) @ dfull.T
             if need_dx:
                 dflat = ops.col2im_flat(w2.T @ dfull, length, k, wp)
                 dx[:, n0:n1] = dflat[:, :length].reshape(c, n1 - n0, hp, wp)[:, :, top : top + h, left : left + wd]
-        return dx, self._grads(dw, dout.reshape(f, -1), need_grads)
+        return dx, self._grads(dw_t, dout.reshape(f, -1), need_grads)

@@ -7,7 +7,14 @@
 import { ApiError } from './api.js';
 import { forwardStats } from './scale.js';
 
-const FIRST_SAMPLE = /** @type {import('./state.js').InputRef} */ ({ kind: 'sample', split: 'test', index: 0 });
+/**
+ * The first sample of a dataset: test #0, or train #0 when its test split is empty.
+ * @param {Record<string, any> | null} dataset `GET /datasets/{name}` (null when unknown)
+ * @returns {import('./state.js').InputRef}
+ */
+export function firstSample(dataset) {
+  return { kind: 'sample', split: dataset?.sizes?.test === 0 ? 'train' : 'test', index: 0 };
+}
 
 /**
  * @param {import('./state.js').Store} store
@@ -26,6 +33,11 @@ export function createActions(store, api) {
     const id = ++messageSeq;
     store.set({ message: { kind, text, id } });
     if (kind === 'info') setTimeout(() => store.get().message?.id === id && store.set({ message: null }), 5000);
+  }
+
+  /** An action went well: an error shown for an earlier one is old news. */
+  function succeeded() {
+    if (store.get().message?.kind === 'error') store.set({ message: null });
   }
 
   /** @param {unknown} err */
@@ -48,7 +60,7 @@ export function createActions(store, api) {
 
   /**
    * Make `id` the current model and run an input through it (the current input when the dataset
-   * is the same, else the first test sample).
+   * is the same, else the dataset's first sample).
    * @param {string} id
    * @param {{input?: import('./state.js').InputRef, keepHistory?: boolean}} [opts]
    */
@@ -56,21 +68,22 @@ export function createActions(store, api) {
     const prev = store.get();
     const model = await api.getModel(id);
     const sameData = prev.dataset?.name === model.dataset;
-    const [dataset, forwardInput] = await Promise.all([
-      sameData ? prev.dataset : api.getDataset(model.dataset).catch(() => null),
-      (async () => {
-        const candidates = [opts.input, sameData ? prev.input : null, FIRST_SAMPLE].filter(Boolean);
-        let lastErr;
-        for (const ref of /** @type {import('./state.js').InputRef[]} */ (candidates)) {
-          try {
-            return { ref, forward: await api.forward(id, ref) };
-          } catch (err) {
-            lastErr = err;
-          }
+    // The dataset first: its sizes say which split has a first sample (a split may be empty).
+    const dataset = sameData ? prev.dataset : await api.getDataset(model.dataset).catch(() => null);
+    const first = firstSample(dataset);
+    const candidates = [opts.input, sameData ? prev.input : null, first];
+    if (!dataset && first.split === 'test') candidates.push({ kind: 'sample', split: 'train', index: 0 });
+    const forwardInput = await (async () => {
+      let lastErr;
+      for (const ref of /** @type {import('./state.js').InputRef[]} */ (candidates.filter(Boolean))) {
+        try {
+          return { ref, forward: await api.forward(id, ref) };
+        } catch (err) {
+          lastErr = err;
         }
-        throw lastErr;
-      })(),
-    ]);
+      }
+      throw lastErr;
+    })();
     const { forward } = forwardInput;
     const ref = forwardInput.ref.kind === 'sample' && forward.label !== null ? { ...forwardInput.ref, label: forward.label } : forwardInput.ref;
     const firstConv = model.layers.findIndex((/** @type {any} */ l) => l.output_shape.length === 3);
@@ -93,6 +106,7 @@ export function createActions(store, api) {
       batch: prev.model?.id === id ? prev.batch : null,
       loading: false,
     });
+    succeeded();
     loadHistory(id);
   }
 
@@ -110,6 +124,7 @@ export function createActions(store, api) {
   return {
     notify,
     fail,
+    succeeded,
     refreshModels,
     loadHistory,
 
@@ -167,9 +182,10 @@ export function createActions(store, api) {
     /**
      * Run an input through the current model. On error the previous maps stay.
      * @param {import('./state.js').InputRef} ref
+     * @param {boolean} [clearsError] false for a refresh nobody asked for (an error stays up)
      * @returns {Promise<boolean>}
      */
-    async runInput(ref) {
+    async runInput(ref, clearsError = true) {
       const model = store.get().model;
       if (!model) return false;
       const seq = ++forwardSeq;
@@ -178,6 +194,7 @@ export function createActions(store, api) {
         if (seq !== forwardSeq) return false;
         const input = ref.kind === 'sample' && forward.label !== null ? { ...ref, label: forward.label } : ref;
         store.set({ input, forward, stats: forwardStats(forward), explanation: null });
+        if (clearsError) succeeded();
         return true;
       } catch (err) {
         if (seq === forwardSeq) fail(err);
@@ -205,7 +222,7 @@ export function createActions(store, api) {
     /** Re-run the current input (after the weights changed). */
     async refresh() {
       const { input } = store.get();
-      if (input) await this.runInput(input);
+      if (input) await this.runInput(input, false);
     },
 
     /**
@@ -269,6 +286,7 @@ export function createActions(store, api) {
       try {
         const ev = await api.evaluate(model.id, 'test');
         store.set({ evaluation: { ...ev, step: model.step } });
+        succeeded();
       } catch (err) {
         fail(err);
       }
@@ -287,6 +305,7 @@ export function createActions(store, api) {
       try {
         const r = await api.explain(model.id, input, method, null);
         store.set({ explanation: { method, map: r.map, target: r.target } });
+        succeeded();
       } catch (err) {
         fail(err);
       }

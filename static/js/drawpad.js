@@ -8,7 +8,7 @@ import { h } from './dom.js';
 const SIDE = 224;
 
 /**
- * @param {{onDrawn: (png: Blob) => void}} opts called (debounced by the caller) after each stroke
+ * @param {{onDrawn: (png: Blob) => void, onClear?: () => void}} opts `onDrawn`: after each stroke; `onClear`: after Clear
  */
 export function createDrawPad(opts) {
   const canvas = h('canvas', { class: 'drawpad-canvas', width: String(SIDE), height: String(SIDE), 'aria-label': 'Drawing pad: draw with the mouse, a pen or a finger', role: 'img' });
@@ -67,7 +67,7 @@ export function createDrawPad(opts) {
       'div',
       { class: 'drawpad-tools' },
       h('label', { class: 'field-inline' }, h('span', {}, 'Brush'), width),
-      h('button', { type: 'button', class: 'btn btn-small', on: { click: () => { clear(); dirty = false; } } }, 'Clear'),
+      h('button', { type: 'button', class: 'btn btn-small', on: { click: () => { clear(); dirty = false; opts.onClear?.(); } } }, 'Clear'),
     ),
   );
   return { el, clear };

@@ -94,7 +94,7 @@ export function createTrainer(store, api, actions) {
       const steps = Array.isArray(msg.steps) && msg.steps.length ? msg.steps : [{ step: msg.step, loss: msg.loss, accuracy: msg.accuracy }];
       appendSteps(steps.filter((/** @type {any} */ p) => p.step > last).map((/** @type {any} */ p) => ({ ...extra, ...p })));
       store.set({ model: { ...model, step: msg.step, epoch: msg.epoch ?? model.epoch } });
-      setTraining({ stepsPerSecond: msg.steps_per_second ?? 0 });
+      if (store.get().training.playing) setTraining({ stepsPerSecond: msg.steps_per_second ?? 0 });
     } else if (msg.type === 'evaluation') {
       const h = store.get().history;
       const { type, ...ev } = msg;
@@ -105,7 +105,7 @@ export function createTrainer(store, api, actions) {
       if (msg.playing) awaitingPlay = false;
       if (awaitingPlay) return;
       const was = store.get().training.playing;
-      setTraining({ playing: !!msg.playing, live: true });
+      setTraining({ playing: !!msg.playing, live: true, ...(msg.playing ? {} : { stepsPerSecond: 0 }) });
       if (typeof msg.step === 'number') {
         store.set({ model: { ...model, step: msg.step, epoch: msg.epoch ?? model.epoch, training: msg.hyperparameters ?? model.training } });
       }
@@ -188,7 +188,7 @@ export function createTrainer(store, api, actions) {
 
     pause() {
       if (socket) socket.send({ action: 'pause' });
-      else setTraining({ playing: false });
+      setTraining(socket ? { stepsPerSecond: 0 } : { playing: false, stepsPerSecond: 0 });
     },
 
     /** Follow a new input while playing (the live maps show it). */
@@ -233,6 +233,7 @@ export function createTrainer(store, api, actions) {
       const model = store.get().model;
       if (!model || model.read_only) return;
       if (store.get().training.playing) this.pause();
+      setTraining({ stepsPerSecond: 0 });
       try {
         await api.reset(model.id);
         store.set({ evaluation: null });

@@ -58,7 +58,7 @@ export function mount(root, ctx) {
     h('div', { class: 'arch-bottom' },
       h('div', { class: 'row' }, addType, add),
       h('div', { class: 'row' }, h('label', { class: 'field-inline' }, h('span', {}, 'Dataset'), dataset), create))));
-  const view = { root, ctx, types, typeOptions, list, summary, error, inputs, dataset, create, shapeKey: '' };
+  const view = { root, ctx, types, typeOptions, list, summary, error, inputs, dataset, create, rows: /** @type {Map<number, HTMLLIElement>} */ (new Map()) };
   return view;
 }
 
@@ -79,11 +79,7 @@ export function render(view, state, changed) {
   }
   const draft = state.draft;
   if (!draft || !(changed.has('draft') || changed.has('validation'))) return;
-  const key = draft.layers.map((l) => `${l.key}:${l.type}`).join(',');
-  if (key !== view.shapeKey) {
-    view.shapeKey = key;
-    replaceChildren(view.list, draft.layers.map((l, i) => row(view, l, i, draft.layers.length)));
-  }
+  if (changed.has('draft')) syncRows(view, draft);
   draft.input_shape.forEach((v, axis) => {
     const el = view.inputs[axis];
     if (document.activeElement !== el) el.value = String(v);
@@ -92,8 +88,6 @@ export function render(view, state, changed) {
   const res = val.result;
   Array.from(view.list.children).forEach((li, i) => {
     const el = /** @type {HTMLElement} */ (li);
-    el.dataset.index = String(i);
-    setText(/** @type {Element} */ (el.querySelector('.arch-idx')), String(i));
     const info = val.error && val.layer !== null && i >= val.layer ? null : res?.layers?.[i];
     setText(/** @type {Element} */ (el.querySelector('.arch-out')), info ? fmtShape(info.output_shape) : '–');
     setText(/** @type {Element} */ (el.querySelector('.arch-params')), info ? fmtInt(info.parameters) : '–');
@@ -114,53 +108,120 @@ export function render(view, state, changed) {
 }
 
 /**
- * One editable layer row.
+ * Make the list show the draft: rows are kept by layer key (a row keeps its focus while you type
+ * in it), built for new keys or a changed type, and every field not being typed in shows the
+ * draft's value (so a revert or another model never leaves old numbers behind).
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../editor.js').Draft} draft
+ */
+function syncRows(view, draft) {
+  const focused = document.activeElement instanceof HTMLElement && view.list.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = focused ? Number(focused.closest('li')?.dataset.key) : NaN;
+  const focusSel = focused ? focusSelector(focused) : '';
+  const n = draft.layers.length;
+  /** @type {Map<number, HTMLLIElement>} */
+  const next = new Map();
+  const items = draft.layers.map((layer, i) => {
+    let li = view.rows.get(layer.key);
+    if (!li || li.dataset.type !== layer.type) li = row(view, layer);
+    next.set(layer.key, li);
+    updateRow(li, layer, i, n);
+    return li;
+  });
+  view.rows = next;
+  const same = items.length === view.list.children.length && items.every((li, i) => view.list.children[i] === li);
+  if (!same) replaceChildren(view.list, items);
+  if (focused && document.activeElement !== focused) {
+    // The row moved (focus went with the node) or was rebuilt for a new type: focus its twin.
+    const twin = view.list.contains(focused) ? focused : focusSel ? next.get(focusKey)?.querySelector(focusSel) : null;
+    if (twin instanceof HTMLElement) twin.focus();
+  }
+}
+
+/**
+ * A selector that finds the same control in a rebuilt row.
+ * @param {HTMLElement} el
+ */
+function focusSelector(el) {
+  for (const attr of ['role', 'field', 'op']) {
+    const v = el.dataset[attr];
+    if (v) return `[data-${attr}="${CSS.escape(v)}"]`;
+  }
+  return '';
+}
+
+/**
+ * One editable layer row (its index-dependent parts are set by `updateRow`).
  * @param {ReturnType<typeof mount>} view
  * @param {import('../editor.js').DraftLayer} layer
- * @param {number} i
- * @param {number} n
  */
-function row(view, layer, i, n) {
+function row(view, layer) {
   const t = view.types.find((x) => x.type === layer.type);
-  const type = h('select', { class: 'arch-type', dataset: { role: 'type' }, 'aria-label': `Layer ${i} type` }, view.typeOptions());
+  const type = h('select', { class: 'arch-type', dataset: { role: 'type' }, title: t?.doc }, view.typeOptions());
   type.value = layer.type;
-  const fields = (t?.fields || []).map((/** @type {any} */ f) => fieldInput(f, layer.values[f.name], i));
-  const btn = (/** @type {string} */ op, /** @type {string} */ text, /** @type {string} */ label, disabled = false) =>
-    h('button', { type: 'button', class: 'icon-btn', dataset: { op }, 'aria-label': `${label} layer ${i}`, title: label, disabled }, text);
-  return h('li', { class: 'arch-row', dataset: { index: String(i) } },
-    h('span', { class: 'arch-idx' }, String(i)),
+  const fields = (t?.fields || []).map((/** @type {any} */ f) => fieldInput(f));
+  const btn = (/** @type {string} */ op, /** @type {string} */ text, /** @type {string} */ label) =>
+    h('button', { type: 'button', class: 'icon-btn', dataset: { op, label }, title: label }, text);
+  return h('li', { class: 'arch-row', dataset: { type: layer.type, key: String(layer.key) } },
+    h('span', { class: 'arch-idx' }),
     h('span', { class: 'arch-kind' }, type),
     h('span', { class: 'arch-fields' }, fields.length ? fields : h('span', { class: 'muted' }, 'no settings')),
     h('span', { class: 'arch-out' }, '–'),
     h('span', { class: 'arch-params' }, '–'),
     h('span', { class: 'arch-rf' }, '–'),
-    h('span', { class: 'arch-ops' }, btn('up', '↑', 'Move up', i === 0), btn('down', '↓', 'Move down', i === n - 1), btn('insert', '+', 'Insert after'), btn('remove', '×', 'Remove')),
+    h('span', { class: 'arch-ops' }, btn('up', '↑', 'Move up'), btn('down', '↓', 'Move down'), btn('insert', '+', 'Insert after'), btn('remove', '×', 'Remove')),
     h('p', { class: 'arch-error', role: 'alert', hidden: true }));
 }
 
 /**
- * A widget for one field, chosen from its annotation.
- * @param {{name: string, annotation: string, min?: number, max?: number, default?: any, required?: boolean}} f
- * @param {any} value
+ * Put layer `i` of `n` into a row: index, labels, move buttons and the values of its fields.
+ * @param {HTMLLIElement} li
+ * @param {import('../editor.js').DraftLayer} layer
  * @param {number} i
+ * @param {number} n
  */
-function fieldInput(f, value, i) {
+function updateRow(li, layer, i, n) {
+  li.dataset.index = String(i);
+  setText(/** @type {Element} */ (li.querySelector('.arch-idx')), String(i));
+  const type = /** @type {HTMLSelectElement} */ (li.querySelector('select[data-role="type"]'));
+  type.setAttribute('aria-label', `Layer ${i} type`);
+  if (document.activeElement !== type) type.value = layer.type;
+  li.querySelectorAll('button[data-op]').forEach((b) => {
+    const btn = /** @type {HTMLButtonElement} */ (b);
+    btn.setAttribute('aria-label', `${btn.dataset.label} layer ${i}`);
+    btn.disabled = (btn.dataset.op === 'up' && i === 0) || (btn.dataset.op === 'down' && i === n - 1);
+  });
+  li.querySelectorAll('input[data-field]').forEach((el) => {
+    const input = /** @type {HTMLInputElement} */ (el);
+    const name = /** @type {string} */ (input.dataset.field);
+    input.setAttribute('aria-label', `Layer ${i} ${name.replace(/_/g, ' ')}`);
+    if (document.activeElement === input) return;
+    const value = layer.values[name] ?? (input.dataset.default !== undefined ? JSON.parse(input.dataset.default) : null);
+    if (input.type === 'checkbox') input.checked = !!value;
+    else if (input.value !== String(value ?? '')) input.value = String(value ?? '');
+  });
+}
+
+/**
+ * A widget for one field, chosen from its annotation (its value and label are set by `updateRow`).
+ * @param {{name: string, annotation: string, min?: number, max?: number, default?: any, required?: boolean}} f
+ */
+function fieldInput(f) {
   const label = `${f.name.replace(/_/g, ' ')}`;
-  const aria = `Layer ${i} ${label}`;
   let input;
   if (f.annotation === 'bool') {
-    input = h('input', { type: 'checkbox', 'aria-label': aria, props: { checked: value ?? f.default ?? false } });
+    input = h('input', { type: 'checkbox' });
   } else if (f.annotation.includes('Literal')) {
-    input = h('input', { type: 'text', class: 'num-input', 'aria-label': aria, placeholder: 'n, same, valid', props: { value: value ?? f.default ?? '' } });
+    input = h('input', { type: 'text', class: 'num-input', placeholder: 'n, same, valid' });
   } else {
     input = h('input', {
-      type: 'number', class: 'num-input', 'aria-label': aria, min: f.min, max: f.max,
+      type: 'number', class: 'num-input', min: f.min, max: f.max,
       step: f.annotation.startsWith('float') ? 'any' : '1', placeholder: f.annotation.includes('None') ? 'auto' : '',
-      props: { value: value ?? f.default ?? '' },
     });
   }
   input.dataset.field = f.name;
   input.dataset.annotation = f.annotation;
+  if (f.default !== undefined) input.dataset.default = JSON.stringify(f.default);
   return h('label', { class: 'arch-field' }, h('span', {}, label), input);
 }
 

@@ -12,6 +12,10 @@ import { createLegend, updateLegend } from '../legend.js';
 import { tensorStats } from '../scale.js';
 
 const STRIP = 10;
+const DRAWING = 'your drawing';
+
+/** @param {import('../state.js').InputRef | null} input */
+const isDrawing = (input) => input?.kind === 'image' && input.name === DRAWING;
 
 /**
  * @param {HTMLElement} root
@@ -30,7 +34,14 @@ export function mount(root, ctx) {
   const caption = h('p', { class: 'input-caption' });
   const prediction = h('p', { class: 'prediction', 'aria-live': 'polite' });
   const file = h('input', { type: 'file', accept: 'image/*', class: 'visually-hidden', id: 'file-input', 'aria-label': 'Choose an image file' });
-  const pad = createDrawPad({ onDrawn: (png) => actions.upload(png, 'your drawing') });
+  // Clear goes back to the input shown before the drawing (the drawing is gone, so is its prediction).
+  const pad = createDrawPad({
+    onDrawn: (png) => actions.upload(png, DRAWING),
+    onClear: () => {
+      const { input } = ctx.store.get();
+      if (isDrawing(input) && view.beforeDrawing) actions.runInput(view.beforeDrawing);
+    },
+  });
   pad.el.hidden = true;
   const drawBtn = h('button', { type: 'button', class: 'btn', 'aria-expanded': 'false', 'aria-controls': 'drawpad' }, 'Draw');
   pad.el.id = 'drawpad';
@@ -69,7 +80,7 @@ export function mount(root, ctx) {
     strip,
   );
 
-  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, exNote, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', indices: /** @type {number[]} */ ([]) };
+  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, exNote, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', split: 'test', beforeDrawing: /** @type {import('../state.js').InputRef | null} */ (null), indices: /** @type {number[]} */ ([]) };
 
   /** @param {File | null | undefined} f @param {string} [name] */
   const send = (f, name) => {
@@ -133,9 +144,10 @@ export function render(view, state, changed) {
       h('span', { class: `truth ${known ? (truth === p.index ? 'ok' : 'wrong') : ''}` },
         known ? (truth === p.index ? '✓ the true class' : `✗ the true class is ${prettyClass(model.classes[/** @type {number} */ (truth)])}`) : 'true class unknown'));
   }
+  if (changed.has('input') && input && !isDrawing(input)) view.beforeDrawing = input;
   if (changed.has('input') && input) {
     setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);
-    view.strip.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed', String(input.kind === 'sample' && input.split === 'test' && Number(b.dataset.index) === input.index)));
+    markSample(view, input);
     if (view.explainSel.value) view.explainSel.value = '';
   }
   if (changed.has('hover') || changed.has('forward')) drawRF(view, state);
@@ -187,7 +199,17 @@ function drawExplanation(view, state) {
 }
 
 /**
- * Fill the sample strip with test images of the model's dataset.
+ * Press the strip's button of the input, if it is one of them.
+ * @param {ReturnType<typeof mount>} view
+ * @param {import('../state.js').InputRef | null} input
+ */
+function markSample(view, input) {
+  view.strip.querySelectorAll('button').forEach((b) => b.setAttribute('aria-pressed',
+    String(input?.kind === 'sample' && input.split === b.dataset.split && Number(b.dataset.index) === input.index)));
+}
+
+/**
+ * Fill the sample strip with test images of the model's dataset (training images when it has no test split).
  * @param {ReturnType<typeof mount>} view
  * @param {import('../state.js').State} state
  * @param {boolean} shuffle
@@ -199,14 +221,18 @@ function fillStrip(view, state, shuffle) {
   const key = `${ds.name}`;
   if (key === view.datasetKey && !shuffle) return;
   view.datasetKey = key;
-  const total = Number(ds.sizes?.test ?? 0) || STRIP;
+  // The test split, or the training split when the test split is empty (sizes unknown: assume a full strip).
+  const split = ds.sizes?.test === 0 ? 'train' : 'test';
+  view.split = split;
+  const total = ds.sizes ? Number(ds.sizes[split] ?? 0) : STRIP;
   const n = Math.min(STRIP, total);
   view.indices = shuffle ? Array.from({ length: n }, () => Math.floor(Math.random() * total)) : Array.from({ length: n }, (_, i) => i);
-  setText(view.stripTitle, `Samples · ${ds.name}`);
+  setText(view.stripTitle, `Samples · ${ds.name}${split === 'train' ? ' · training split' : ''}`);
   const { api, actions } = view.ctx;
   replaceChildren(view.strip, view.indices.map((index) =>
     h('button', {
-      type: 'button', class: 'sample', dataset: { index: String(index) }, 'aria-label': `Test sample ${index}`,
-      on: { click: () => actions.runInput({ kind: 'sample', split: 'test', index }) },
-    }, h('img', { src: api.sampleUrl(ds.name, 'test', index), alt: '', width: '44', height: '44', loading: 'lazy' }))));
+      type: 'button', class: 'sample', dataset: { index: String(index), split }, 'aria-label': `${split === 'test' ? 'Test' : 'Training'} sample ${index}`,
+      on: { click: () => actions.runInput({ kind: 'sample', split, index }) },
+    }, h('img', { src: api.sampleUrl(ds.name, split, index), alt: '', width: '44', height: '44', loading: 'lazy' }))));
+  markSample(view, state.input);
 }
