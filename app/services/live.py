@@ -236,6 +236,13 @@ class LiveRegistry:
             s = self._sessions.get(model_id)
         return s is not None and s.playing
 
+    def notify(self, model_id: str) -> None:
+        """Tell a live socket on this model that something changed it (a PATCH): it gets a fresh state."""
+        with self._mutex:
+            s = self._sessions.get(model_id)
+        if s is not None:
+            s.emit(s.state_message())
+
     def refuse_if_playing(self, model_id: str, doing: str) -> None:
         if self.is_playing(model_id):
             raise Conflict(f"model {model_id!r} is training live; pause it before you {doing}")

@@ -134,7 +134,9 @@ def patch(state: AppState, rec: ModelRecord, req: PatchModel) -> dict[str, Any]:
                 raise Invalid(str(e)) from None
             record_event(rec, {"frozen": sorted(rec.model.frozen)})
         state.models.save(rec)
-        return model_json(rec)
+        body = model_json(rec)
+    state.live.notify(rec.id)
+    return body
 
 
 def reset(state: AppState, rec: ModelRecord, seed: int | None) -> dict[str, Any]:

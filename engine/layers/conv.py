@@ -164,12 +164,12 @@ class Conv2DLayer(Layer):
         hp, wp, ho, wo, chunk = self._grid(x)
         flat = ops.flat_padded(x, self.pad, tail=(k - 1) * (wp + 1))
         out = np.empty((f, n, ho, wo), dtype=x.dtype)
+        bias = self.params["bias"][:, None, None, None] if "bias" in self.params else x.dtype.type(0)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
             full = w2 @ ops.im2col_flat(flat, n0 * hp * wp, (n1 - n0) * hp * wp, k, wp)
-            out[:, n0:n1] = full.reshape(f, n1 - n0, hp, wp)[:, :, :ho, :wo]
-        if "bias" in self.params:
-            out += self.params["bias"][:, None, None, None]
+            # keep the valid grid positions and add the bias in the same pass
+            np.add(full.reshape(f, n1 - n0, hp, wp)[:, :, :ho, :wo], bias, out=out[:, n0:n1])
         return out, ("grid", flat, x.shape)
 
     def _backward_grid(self, dout, cache, need_dx: bool, need_grads: bool):

@@ -70,22 +70,20 @@ export function createActions(store, api) {
     const sameData = prev.dataset?.name === model.dataset;
     // The dataset first: its sizes say which split has a first sample (a split may be empty).
     const dataset = sameData ? prev.dataset : await api.getDataset(model.dataset).catch(() => null);
-    const first = firstSample(dataset);
-    const candidates = [opts.input, sameData ? prev.input : null, first];
-    if (!dataset && first.split === 'test') candidates.push({ kind: 'sample', split: 'train', index: 0 });
-    const forwardInput = await (async () => {
-      let lastErr;
-      for (const ref of /** @type {import('./state.js').InputRef[]} */ (candidates.filter(Boolean))) {
-        try {
-          return { ref, forward: await api.forward(id, ref) };
-        } catch (err) {
-          lastErr = err;
-        }
+    const refs = /** @type {import('./state.js').InputRef[]} */ ([opts.input, sameData ? prev.input : null, firstSample(dataset),
+      !dataset && { kind: 'sample', split: 'train', index: 0 }].filter(Boolean));
+    let forward = null;
+    let ref = refs[0];
+    for (const [k, r] of refs.entries()) {
+      try {
+        [forward, ref] = [await api.forward(id, r), r];
+        break;
+      } catch (err) {
+        if (k === refs.length - 1) throw err;
       }
-      throw lastErr;
-    })();
-    const { forward } = forwardInput;
-    const ref = forwardInput.ref.kind === 'sample' && forward.label !== null ? { ...forwardInput.ref, label: forward.label } : forwardInput.ref;
+    }
+    if (!forward) throw new Error('no input to run');
+    if (ref.kind === 'sample' && forward.label !== null) ref = { ...ref, label: forward.label };
     const firstConv = model.layers.findIndex((/** @type {any} */ l) => l.output_shape.length === 3);
     const keepSel = prev.model?.id === id && prev.selection;
     store.set({

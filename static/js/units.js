@@ -123,3 +123,18 @@ export function producingDense(model, index) {
   }
   return null;
 }
+
+/**
+ * The score that went into softmax unit `k`: the previous layer's output. Null when layer
+ * `layer` is not a softmax or the forward result lacks its input.
+ * @param {Record<string, any>} model
+ * @param {import('./state.js').Forward} forward
+ * @param {number} layer
+ * @param {number} k
+ * @returns {number | null}
+ */
+export function preSoftmax(model, forward, layer, k) {
+  if (model.layers[layer]?.type !== 'softmax' || layer < 1) return null;
+  const out = forward.layers.find((l) => l.index === layer - 1)?.output;
+  return out && k < out.data.length ? out.data[k] : null;
+}

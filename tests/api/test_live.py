@@ -177,3 +177,17 @@ def test_a_bad_message_does_not_pause(live):
     assert state["playing"] is True
     live.send_json({"action": "pause"})
     until(live, stopped)
+
+
+def test_a_patch_from_elsewhere_reaches_the_live_socket(live, client, small_model):
+    """Another client changes the hyperparameters over REST: the page watching live hears of it."""
+    import threading
+
+    got: list[dict] = []
+    reader = threading.Thread(target=lambda: got.append(live.receive_json()), daemon=True)
+    reader.start()  # nothing is sent on the socket: only the server's own notice can arrive
+    r = client.patch(f"{API}/models/{small_model['id']}", json={"training": {"learning_rate": 0.123}})
+    assert r.status_code == 200
+    reader.join(timeout=10)
+    assert got, "the live socket heard nothing of the PATCH"
+    assert got[0]["type"] == "state" and got[0]["hyperparameters"]["learning_rate"] == 0.123

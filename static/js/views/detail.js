@@ -7,12 +7,12 @@
 import { COLORMAPS } from '../colormap.js';
 import { drawMap, drawVector, unitAt } from '../canvas.js';
 import { h, replaceChildren, setText } from '../dom.js';
-import { fmt, fmtShape, layerTitle } from '../format.js';
+import { fmt, fmtPct, fmtShape, layerTitle, prettyClass } from '../format.js';
 import { createLegend, updateLegend } from '../legend.js';
 import { scaleFor } from '../scale.js';
 import { crispSize, drawColourFilter, drawSlices, drawWeightVector, maxAbs } from '../slices.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
-import { flattenSource, producingConv, producingDense, receptiveRect, shapeOf, unitValue } from '../units.js';
+import { flattenSource, preSoftmax, producingConv, producingDense, receptiveRect, shapeOf, unitValue } from '../units.js';
 
 const ABOUT = /** @type {Record<string, string>} */ ({
   conv2d: 'Each output map is one filter slid over every input channel: a weighted sum of a small window, plus a bias.',
@@ -34,6 +34,7 @@ const ABOUT = /** @type {Record<string, string>} */ ({
 export function mount(root, ctx) {
   const title = h('h3', { class: 'detail-title' });
   const canvas = h('canvas', { class: 'map detail-canvas', 'aria-label': 'Enlarged map' });
+  const mark = h('span', { class: 'unit-mark', hidden: true, 'aria-hidden': 'true' });
   const legend = createLegend('Colour scale of the enlarged map');
   const stats = h('p', { class: 'detail-stats' });
   const wTitle = h('h3', { class: 'detail-title' }, 'Weights');
@@ -45,7 +46,7 @@ export function mount(root, ctx) {
   const about = h('p', { class: 'detail-about' });
   const empty = h('p', { class: 'empty' }, 'Click any map in the overview to see it here, next to the weights that made it.');
   const body = h('div', { class: 'detail' },
-    h('section', { class: 'detail-map' }, title, h('div', { class: 'detail-stage' }, canvas), legend, stats),
+    h('section', { class: 'detail-map' }, title, h('div', { class: 'detail-stage' }, h('span', { class: 'detail-frame' }, canvas, mark)), legend, stats),
     h('section', { class: 'detail-weights' }, wTitle, wNote, h('div', { class: 'slices-row' }, colourFig, slices), wLegend, about));
   root.append(empty, body);
   canvas.addEventListener('pointermove', (ev) => onMove(view, ev));
@@ -53,7 +54,7 @@ export function mount(root, ctx) {
     hideTooltip();
     ctx.actions.hover(null);
   });
-  const view = { root, ctx, title, canvas, legend, stats, wTitle, wNote, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
+  const view = { root, ctx, title, canvas, mark, legend, stats, wTitle, wNote, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
   return view;
 }
 
@@ -80,6 +81,7 @@ export function render(view, state, changed) {
     const sc = scaleFor(stats, state.locked, state.colour, sel.layer, sel.channel);
     const off = sel.channel * hh * ww;
     drawMap(view.canvas, out.data, off, hh, ww, sc.lo, sc.hi, sc.cmap);
+    view.mark.hidden = true;
     const px = crispSize(Math.max(hh, ww), 160, 280);
     view.canvas.style.width = `${Math.round((px * ww) / Math.max(hh, ww))}px`;
     view.canvas.style.height = `${Math.round((px * hh) / Math.max(hh, ww))}px`;
@@ -92,14 +94,27 @@ export function render(view, state, changed) {
   } else {
     const sc = scaleFor(stats, state.locked, state.colour, sel.layer, 0);
     const n = out.data.length;
-    drawVector(view.canvas, out.data, 0, n, Math.ceil(Math.sqrt(n)), sc.lo, sc.hi, sc.cmap);
     const cols = Math.ceil(Math.sqrt(n));
+    drawVector(view.canvas, out.data, 0, n, cols, sc.lo, sc.hi, sc.cmap);
     const px = crispSize(cols, 120, 240);
+    const cell = px / cols;
     view.canvas.style.width = `${px}px`;
-    view.canvas.style.height = `${Math.round((px * Math.ceil(n / cols)) / cols)}px`;
+    view.canvas.style.height = `${Math.round(cell * Math.ceil(n / cols))}px`;
+    // The selected unit, outlined in the grid.
+    view.mark.hidden = sel.channel >= n;
+    view.mark.style.transform = `translate(${(sel.channel % cols) * cell}px, ${Math.floor(sel.channel / cols) * cell}px)`;
+    view.mark.style.width = view.mark.style.height = `${cell}px`;
     updateLegend(view.legend, sc);
-    setText(view.title, `${layerTitle(info)} ${info.index} · ${n} units · unit ${sel.channel}`);
-    setText(view.stats, `unit ${sel.channel} = ${fmt(unitValue(out, sel.channel, -1, 0), 4)}`);
+    const value = unitValue(out, sel.channel, -1, 0);
+    if (info.type === 'softmax') {
+      const cls = model.classes[sel.channel];
+      const score = preSoftmax(model, forward, sel.layer, sel.channel);
+      setText(view.title, `${layerTitle(info)} ${info.index} · ${n} units · unit ${sel.channel}${cls !== undefined ? ` (${prettyClass(cls)})` : ''}`);
+      setText(view.stats, `probability ${fmtPct(value)}${score !== null ? ` · score before softmax ${fmt(score, 4)}` : ''}`);
+    } else {
+      setText(view.title, `${layerTitle(info)} ${info.index} · ${n} units · unit ${sel.channel}`);
+      setText(view.stats, `unit ${sel.channel} = ${fmt(value, 4)}`);
+    }
   }
   renderWeights(view, state, sel, info);
 }

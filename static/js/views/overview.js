@@ -9,12 +9,13 @@ import { fmt, fmtShape, layerTitle } from '../format.js';
 import { gridKeys } from '../gridkeys.js';
 import { chooseSize, COL_GAP, planColumn } from '../layout.js';
 import { createLegend, updateLegend } from '../legend.js';
-import { createProbs, updateProbs } from '../probs.js';
+import { createProbs, markProb, probLines, updateProbs } from '../probs.js';
 import { scaleFor } from '../scale.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
-import { receptiveRect, unitValue } from '../units.js';
+import { preSoftmax, receptiveRect, unitValue } from '../units.js';
 
 const HEAD = 108; // column header + legend
+const NARROW_LEGEND = 96; // px: a column this narrow shows only its legend's min and max
 
 /**
  * @typedef {{layer: number, kind: string, el: HTMLElement, canvases: HTMLCanvasElement[], legend: HTMLElement | null,
@@ -42,11 +43,14 @@ export function mount(root, ctx) {
     const t = tileOf(view, ev);
     if (t) ctx.actions.select(t.layer, t.channel, true);
   });
-  track.addEventListener('keydown', (ev) => gridKeys(ev, view.columns.map((c) => c.canvases), (ci, k) => ctx.actions.select(view.columns[ci].layer, k, true)));
+  track.addEventListener('keydown', (ev) => gridKeys(ev, view.columns.map(tilesOf), (ci, k) => {
+    const col = view.columns[ci];
+    ctx.actions.select(col.kind === 'probs' ? probLayer(view) : col.layer, k, true);
+  }));
   // Keyboard focus shows what hovering shows, for the unit at the map's centre.
   track.addEventListener('focusin', (ev) => {
     const c = ev.target;
-    if (!(c instanceof HTMLCanvasElement)) return;
+    if (!(c instanceof HTMLCanvasElement || (c instanceof HTMLElement && c.matches('.prob-btn')))) return;
     const r = c.getBoundingClientRect();
     onMove(view, /** @type {any} */ ({ target: c, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 }));
   });
@@ -142,7 +146,7 @@ function buildColumn(layer, spec, info, plan, state) {
     h('div', { class: 'ov-shape', title: `output shape ${fmtShape(shape)}` }, shape.length === 3 ? [`${shape[0]}×`, h('wbr'), `${shape[1]}×${shape[2]}`] : fmtShape(shape)),
     h('div', { class: 'ov-rf', title: rf ? `receptive field: ${fmt(rf.size)}×${fmt(rf.size)} input pixels` : '' }, rf ? `RF ${fmt(rf.size)}` : spec.kind === 'input' ? (shape[0] === 3 ? 'RGB' : 'grey') : ''),
   );
-  const el = h('div', { class: `ov-col ov-${spec.kind}`, dataset: { layer: String(layer) }, role: 'group', 'aria-label': `${title} ${info ? info.index : ''}, output ${fmtShape(shape)}` }, head);
+  const el = h('div', { class: `ov-col ov-${spec.kind}`, dataset: { layer: String(layer) }, role: 'group', 'aria-label': `${info ? `${title} ${info.index}` : title}, output ${fmtShape(shape)}` }, head);
   el.style.width = `${plan.width}px`;
   /** @type {Column} */
   const col = { layer, kind: spec.kind, el, canvases: [], legend: null, probs: null, plan, shape };
@@ -151,7 +155,7 @@ function buildColumn(layer, spec, info, plan, state) {
     el.append(h('div', { class: 'ov-legend-space' }), col.probs);
     return col;
   }
-  col.legend = spec.kind === 'input' ? null : createLegend(`Colour scale of ${title} ${layer}`, 'legend-compact');
+  col.legend = spec.kind === 'input' ? null : createLegend(`Colour scale of ${title} ${layer}`, `legend-compact${plan.width < NARROW_LEGEND ? ' legend-narrow' : ''}`);
   el.append(col.legend || h('div', { class: 'legend legend-compact legend-empty' }, '0 to 1'));
   const maps = h('div', { class: 'ov-maps' });
   const count = spec.kind === 'maps' ? spec.c : 1;
@@ -230,7 +234,9 @@ function truthIndex(state) {
  */
 function markSelection(view, state) {
   const sel = state.selection;
+  const probs = probLayer(view);
   for (const col of view.columns) {
+    if (col.probs) markProb(col.probs, sel && sel.layer === probs ? sel.channel : null);
     col.canvases.forEach((c, ch) => {
       const on = !!sel && sel.layer === col.layer && (col.kind !== 'maps' || sel.channel === ch);
       c.classList.toggle('is-selected', on);
@@ -238,12 +244,26 @@ function markSelection(view, state) {
   }
 }
 
+/** The focusable tiles of a column: its maps, or its class buttons. @param {Column} col @returns {HTMLElement[]} */
+const tilesOf = (col) => (col.probs ? Array.from(col.probs.querySelectorAll('.prob-btn')) : col.canvases);
+
 /**
- * The thumbnail (and unit) under an event, if any.
+ * The layer whose units the class rows stand for: the last (a softmax, or the scores before one).
+ * @param {View} view
+ */
+const probLayer = (view) => (view.ctx.store.get().model?.layers.length ?? 0) - 1;
+
+/**
+ * The thumbnail (and unit) under an event, if any; a class row counts as a unit of `probLayer`.
  * @param {View} view
  * @param {MouseEvent} ev
  */
 function tileOf(view, ev) {
+  const btn = /** @type {HTMLElement} */ (ev.target).closest('.prob-btn');
+  if (btn instanceof HTMLElement) {
+    const col = view.columns.find((c) => c.kind === 'probs');
+    return col ? { canvas: null, col, layer: probLayer(view), channel: Number(btn.dataset.unit), row: -1, x: -1 } : null;
+  }
   const canvas = /** @type {HTMLElement} */ (ev.target).closest('canvas.map');
   if (!(canvas instanceof HTMLCanvasElement)) return null;
   const layer = Number(canvas.dataset.layer);
@@ -273,7 +293,10 @@ function onMove(view, ev) {
   /** @type {string[]} */
   let lines;
   let value;
-  if (t.layer < 0) {
+  if (t.col.kind === 'probs') {
+    value = state.forward.probabilities[t.channel] ?? 0;
+    lines = probLines(state.model.classes[t.channel] ?? String(t.channel), t.channel, title, value, preSoftmax(state.model, state.forward, t.layer, t.channel));
+  } else if (t.layer < 0) {
     const [, c, hh, ww] = state.forward.input.shape;
     const vals = Array.from({ length: c }, (_, k) => state.forward?.input.data[k * hh * ww + t.row * ww + t.x] ?? 0);
     value = vals[0];
@@ -286,7 +309,7 @@ function onMove(view, ev) {
       : [`${title} · channel ${t.channel}`, `(row ${t.row}, col ${t.x}) = ${fmt(value, 4)}`];
   }
   const rect = receptiveRect(state.model, t.layer, t.channel, t.row, t.x);
-  if (rect && t.layer >= 0) lines.push(`receptive field ${fmt(rect.height)}×${fmt(rect.width)} px`);
+  if (rect && t.layer >= 0 && t.col.kind !== 'probs') lines.push(`receptive field ${fmt(rect.height)}×${fmt(rect.width)} px`);
   showTooltip(lines, ev.clientX, ev.clientY);
   view.ctx.actions.hover({ layer: t.layer, channel: t.channel, row: t.row, col: t.x, value, rect });
 }
