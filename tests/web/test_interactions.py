@@ -70,6 +70,8 @@ def test_architecture_fields_follow_the_draft(page):
     page.wait_for_function(f"() => /parameters/.test(({SUMMARY})())")
     original = page.evaluate(SUMMARY)
     assert page.input_value(KERNEL3) == "5"
+    conv_doc = next(t["doc"] for t in api(page, "GET", "/layer-types") if t["type"] == "conv2d")
+    assert page.get_attribute('select[aria-label="Layer 3 type"]', "title") == conv_doc  # the doc as plain text
     # typing keeps the focus and the text (the row is not rebuilt under the cursor)
     page.fill(KERNEL3, "")
     page.type(KERNEL3, "9", delay=30)
@@ -95,7 +97,7 @@ def test_architecture_fields_follow_the_draft(page):
     page.wait_for_function("() => document.activeElement?.getAttribute('aria-label') === 'Move up layer 2'")
     page.click("text=Revert to the current model")
     page.wait_for_function(f"(s) => ({SUMMARY})() === s", arg=original)
-    page.set_viewport_size({"width": 1280, "height": 800})
+    page.evaluate("document.querySelector('.arch').scrollIntoView({block: 'start'})")
     shot(page, "architecture-1280x800")
 
 
@@ -151,6 +153,7 @@ def test_class_rows_are_units_of_the_softmax(page):
     page.wait_for_function("() => /unit 0\\b/.test(document.querySelector('#panel-detail .detail-title').textContent)")
     assert page.eval_on_selector("#panel-detail .unit-mark", "m => m.style.transform") != mark
     assert rows.nth(0).get_attribute("aria-pressed") == "true" and rows.nth(1).get_attribute("aria-pressed") == "false"
+    shot(page, "softmax-unit", full_page=True)
 
 
 def test_column_labels_and_legends_fit(page):

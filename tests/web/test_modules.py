@@ -85,3 +85,24 @@ def test_colour_ranges_ticks_and_smoothing(page):
     assert got["ticks2"] == [25, 50, 75]
     assert [round(v, 9) for _, v in got["smooth"]] == [2, 2, 2]  # bias-corrected: a constant stays constant
     assert got["smooth0"] == [[1, 1], [2, 5]]
+
+
+def test_spec_validation_answers_old_and_new(page):
+    """`POST /specs/validate` answers 200 with a `valid` flag; older servers answered 422 with the
+    layer's index. Both mean the same to the editor."""
+    got = run(page, """
+        const { validationOf } = await import('/static/js/editor.js');
+        const { ApiError } = await import('/static/js/api.js');
+        return [
+          validationOf({ valid: true, layers: [{}], parameters: 5, output_shape: [2] }),
+          validationOf({ valid: false, detail: 'layer 4 (maxpool2d): too small', layer_index: 4 }),
+          validationOf({ valid: false, detail: 'input_shape: bad', layer_index: null }),
+          validationOf(null, new ApiError(422, 'layer 2 (conv2d): no', { detail: 'layer 2 (conv2d): no', layer_index: 2 })),
+          validationOf(null, new ApiError(0, 'The server cannot be reached.')),
+        ];
+    """)
+    assert got[0]["error"] is None and got[0]["result"]["parameters"] == 5 and got[0]["pending"] is False
+    assert got[1] == {"pending": False, "result": None, "error": "layer 4 (maxpool2d): too small", "layer": 4}
+    assert got[2]["error"] == "input_shape: bad" and got[2]["layer"] is None
+    assert got[3]["error"] == "layer 2 (conv2d): no" and got[3]["layer"] == 2
+    assert got[4]["error"].startswith("The server cannot") and got[4]["layer"] is None

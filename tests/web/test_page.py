@@ -172,8 +172,7 @@ def test_play_then_pause_trains_and_stops(page):
 
 
 def test_architecture_editor_rejects_an_impossible_layer(page):
-    page.expected_http_errors.add(422)
-    open_page(page)
+    open_page(page)  # an invalid spec is a 200 answer ({"valid": false}): no 422 in the console
     page.click('[data-tab="architecture"]')
     page.wait_for_selector(".arch-row")
     page.wait_for_function("() => /parameters/.test(document.querySelector('.arch-summary').textContent)")
