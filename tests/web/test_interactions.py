@@ -199,5 +199,11 @@ def test_steps_per_second_resets_after_pause_and_reset(page):
     page.click('[data-action="step"]')
     page.wait_for_function(f"() => document.querySelector('{rate}').textContent !== '–'", timeout=30_000)
     page.wait_for_selector('[data-action="reset"]:not([disabled])')
+    steps_before = page.text_content('[data-counter="step"]')
+    page.click('[data-action="reset"]')  # a trained model asks for confirmation first: nothing is lost yet
+    assert page.text_content('[data-action="reset"]') == "Confirm reset"
+    page.wait_for_timeout(300)
+    assert page.text_content('[data-counter="step"]') == steps_before
     page.click('[data-action="reset"]')
     page.wait_for_function(f"() => document.querySelector('{rate}').textContent === '–'", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('[data-counter=\"step\"]').textContent === '0'", timeout=15_000)

@@ -25,7 +25,27 @@ export function mount(root, ctx) {
   step.addEventListener('click', () => trainer.step(1));
   stepN.addEventListener('click', () => trainer.step(Math.max(1, Math.min(100000, Math.round(Number(count.value) || 1)))));
   count.addEventListener('keydown', (ev) => ev.key === 'Enter' && stepN.click());
-  reset.addEventListener('click', () => trainer.reset());
+  // Reset throws training away: a trained model asks for a second click within a few seconds.
+  let armed = 0;
+  const disarm = () => {
+    clearTimeout(armed);
+    armed = 0;
+    reset.classList.remove('is-armed');
+    setText(reset, 'Reset');
+    reset.setAttribute('aria-label', 'Reset the weights');
+  };
+  reset.addEventListener('click', () => {
+    const trained = (ctx.store.get().model?.step ?? 0) > 0;
+    if (!trained || armed) {
+      disarm();
+      trainer.reset();
+      return;
+    }
+    armed = window.setTimeout(disarm, 4000);
+    reset.classList.add('is-armed');
+    setText(reset, 'Confirm reset');
+    reset.setAttribute('aria-label', 'Click again to replace the trained weights with new random ones');
+  });
   root.append(
     h('div', { class: 'transport-buttons', role: 'group', 'aria-label': 'Training' }, play, step, h('span', { class: 'step-n' }, count, stepN), reset),
     h('div', { class: 'counters', 'aria-live': 'off' },
