@@ -7,6 +7,7 @@ import { createActions } from './actions.js';
 import { createApi } from './api.js';
 import { createEditor } from './editor.js';
 import { createLibrary } from './library.js';
+import { createManager } from './manage.js';
 import { createStore, initialState } from './state.js';
 import { createTrainer } from './training.js';
 import * as architecture from './views/architecture.js';
@@ -30,7 +31,8 @@ const actions = createActions(store, api);
 const trainer = createTrainer(store, api, actions);
 const editor = createEditor(store, api, actions);
 const library = createLibrary(store, api, actions);
-const ctx = { store, api, actions, trainer, editor, library, boot };
+const manager = createManager(store, api, actions, trainer);
+const ctx = { store, api, actions, trainer, editor, library, manager, boot };
 
 /** @type {Array<[string, {mount: (root: HTMLElement, ctx: any) => any, render: (view: any, state: any, changed: Set<string>) => void}]>} */
 const VIEWS = [

@@ -25,6 +25,8 @@ export function createTrainer(store, api, actions) {
   let awaitingPlay = false;
   /** The pinned input the server knows, as JSON. */
   let pinned = '';
+  /** @type {Array<() => void>} callers waiting for a socket to finish closing */
+  const closeWaiters = [];
   let batchLoading = false;
   let batchTried = '';
 
@@ -118,6 +120,7 @@ export function createTrainer(store, api, actions) {
 
   /** @param {CloseEvent} ev */
   function onClose(ev) {
+    for (const done of closeWaiters.splice(0)) done();
     const was = store.get().training.playing;
     socket = null;
     socketModel = null;
@@ -261,10 +264,15 @@ export function createTrainer(store, api, actions) {
       }
     },
 
-    /** Close the socket when the page switches model. */
+    /**
+     * Close the socket (when the page switches model, or before deleting one).
+     * @returns {Promise<void>} settles once the socket has closed
+     */
     detach() {
+      const closed = socket ? new Promise((/** @type {(v?: any) => void} */ done) => closeWaiters.push(done)) : Promise.resolve();
       closeSocket();
       setTraining({ playing: false, live: false, stepsPerSecond: 0 });
+      return closed;
     },
 
     /** @returns {string | null} */

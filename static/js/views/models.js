@@ -2,10 +2,12 @@
 /**
  * The model card of the training panel: which model trains, copying the ready-trained one, a new
  * model from a preset on a dataset, importing a dataset (.zip of class folders), and downloading or
- * importing a checkpoint.
+ * importing a checkpoint, which of its layers train (views/freeze.js) and deleting it.
  */
+import { twoClick } from '../confirm.js';
 import { field, h, replaceChildren, setText } from '../dom.js';
 import { fmtInt } from '../format.js';
+import * as freeze from './freeze.js';
 
 /**
  * @param {HTMLElement} root
@@ -18,6 +20,11 @@ export function mount(root, ctx) {
   copy.addEventListener('click', () => {
     const m = ctx.store.get().model;
     if (m) actions.createModel({ from: m.id, name: `${m.name} (my copy)` }, `Copied “${m.name}”: train away.`);
+  });
+  const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-small btn-delete', dataset: { action: 'delete-model' } }, 'Delete');
+  const confirm = twoClick(remove, {
+    label: 'Delete', aria: 'Delete this model', armedLabel: 'Confirm delete',
+    armedAria: 'Click again to delete this model and its weights for good', onConfirm: () => ctx.manager.deleteModel(),
   });
   const download = h('a', { class: 'btn btn-ghost', download: '', href: '#', 'aria-label': 'Download this model as a checkpoint' }, 'Download');
   const preset = h('select', {}, (boot.presets || []).map((/** @type {any} */ p) => h('option', { value: p.name, title: p.description }, p.title || p.name)));
@@ -51,8 +58,11 @@ export function mount(root, ctx) {
     npz.value = '';
   });
 
+  const layers = h('div', { class: 'freeze', dataset: { view: 'freeze' } });
+  const layersView = freeze.mount(layers, ctx);
   root.append(
-    h('h3', {}, 'Model'), note, h('div', { class: 'row' }, copy, download),
+    h('div', { class: 'panel-head' }, h('h3', {}, 'Model'), remove), note, h('div', { class: 'row' }, copy, download),
+    layers,
     h('h4', { class: 'subhead' }, 'Or start a new one'),
     h('div', { class: 'row' }, field('Architecture', preset), field('Dataset', dataset), create),
     h('p', { class: 'hint' }, 'To build your own, edit the layers in the Architecture tab.'),
@@ -63,7 +73,7 @@ export function mount(root, ctx) {
         zip, h('div', { class: 'row' }, dsName, dsShape, dsUpload),
         h('p', { class: 'hint' }, 'Import a checkpoint (.npz) saved from this app:'), npz)),
   );
-  return { root, ctx, note, copy, download, preset, dataset, api, datasetsKey: '' };
+  return { root, ctx, note, copy, download, remove, confirm, modelId: '', layersView, preset, dataset, api, datasetsKey: '' };
 }
 
 /**
@@ -83,8 +93,12 @@ export function render(view, state, changed) {
       else view.preset.dispatchEvent(new Event('change'));
     }
   }
+  freeze.render(view.layersView, state, changed);
   const { model } = state;
   if (!model || !changed.has('model')) return;
+  view.remove.hidden = !!model.read_only;
+  if (model.id !== view.modelId) view.confirm.disarm(); // an armed Delete is for the model it was armed on
+  view.modelId = model.id;
   setText(view.note, model.read_only
     ? `“${model.name}” is ready-trained and read-only. Press Step or Play and the page trains a copy, or copy it now.`
     : `Training “${model.name}” on ${model.dataset}: step ${fmtInt(model.step)}, epoch ${fmtInt(model.epoch ?? 0)}.`);

@@ -10,6 +10,7 @@ import { gridKeys } from '../gridkeys.js';
 import { chooseSize, COL_GAP, planColumn } from '../layout.js';
 import { createLegend, updateLegend } from '../legend.js';
 import { createProbs, markProb, probLines, updateProbs } from '../probs.js';
+import { markFrozen } from '../frozenmark.js';
 import { scaleFor } from '../scale.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
 import { preSoftmax, receptiveRect, unitValue } from '../units.js';
@@ -94,6 +95,7 @@ export function render(view, state, changed) {
   if (rebuilt || ['forward', 'stats', 'colour', 'locked'].some((k) => changed.has(k))) draw(view, state);
   else if (state.colour.mode === 'channel' && (changed.has('hover') || changed.has('selection'))) drawLegends(view, state);
   if (rebuilt || changed.has('selection')) markSelection(view, state);
+  if (rebuilt || changed.has('model')) markFrozen(view.columns, model);
 }
 
 /**

@@ -3,6 +3,7 @@
  * Training controls in the top bar: play/pause, step, step N, reset, and the step counter, epoch
  * and steps per second. Always on screen, so a class can watch the network while it learns.
  */
+import { twoClick } from '../confirm.js';
 import { h, setText } from '../dom.js';
 import { fmt, fmtInt } from '../format.js';
 
@@ -26,25 +27,10 @@ export function mount(root, ctx) {
   stepN.addEventListener('click', () => trainer.step(Math.max(1, Math.min(100000, Math.round(Number(count.value) || 1)))));
   count.addEventListener('keydown', (ev) => ev.key === 'Enter' && stepN.click());
   // Reset throws training away: a trained model asks for a second click within a few seconds.
-  let armed = 0;
-  const disarm = () => {
-    clearTimeout(armed);
-    armed = 0;
-    reset.classList.remove('is-armed');
-    setText(reset, 'Reset');
-    reset.setAttribute('aria-label', 'Reset the weights');
-  };
-  reset.addEventListener('click', () => {
-    const trained = (ctx.store.get().model?.step ?? 0) > 0;
-    if (!trained || armed) {
-      disarm();
-      trainer.reset();
-      return;
-    }
-    armed = window.setTimeout(disarm, 4000);
-    reset.classList.add('is-armed');
-    setText(reset, 'Confirm reset');
-    reset.setAttribute('aria-label', 'Click again to replace the trained weights with new random ones');
+  twoClick(reset, {
+    label: 'Reset', aria: 'Reset the weights', armedLabel: 'Confirm reset',
+    armedAria: 'Click again to replace the trained weights with new random ones',
+    needsConfirm: () => (ctx.store.get().model?.step ?? 0) > 0, onConfirm: () => trainer.reset(),
   });
   root.append(
     h('div', { class: 'transport-buttons', role: 'group', 'aria-label': 'Training' }, play, step, h('span', { class: 'step-n' }, count, stepN), reset),

@@ -1,0 +1,104 @@
+"""Managing a model from the Training tab's model card: freezing layers for transfer learning (the
+API's `trainable`, a Step that leaves frozen weights alone, the overview's mark) and deleting a
+model with a two-click confirm (even right after live training, whose socket is closed first)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import shot
+from .test_interactions import api
+from .test_page import ensure_trainable, open_page
+
+pytestmark = pytest.mark.browser
+
+MODEL_ID = "() => window.cnnvis.store.get().model?.id"
+
+
+def weights(pg, model_id: str, layer: int) -> str:
+    """A layer's weights and bias as the API sends them (without the step, which always moves)."""
+    r = api(pg, "GET", f"/models/{model_id}/layers/{layer}/filters")
+    return json.dumps({k: r[k] for k in r if k != "step"}, sort_keys=True)
+
+
+def trainable(pg, model_id: str) -> list[bool]:
+    return [layer["trainable"] for layer in api(pg, "GET", f"/models/{model_id}")["layers"]]
+
+
+def test_freeze_a_layer_then_step_leaves_its_weights(page):
+    open_page(page)
+    page.click('[data-tab="training"]')
+    assert page.is_disabled('input[data-freeze="0"]'), "a read-only model's layers cannot be frozen"
+    ensure_trainable(page)
+    page.wait_for_selector('input[data-freeze="0"]:not([disabled])')
+    mid = page.evaluate(MODEL_ID)
+    model = api(page, "GET", f"/models/{mid}")
+    weighted = [layer["index"] for layer in model["layers"] if layer["type"] in ("conv2d", "dense")]
+    boxes = page.eval_on_selector_all("input[data-freeze]", "(bs) => bs.map((b) => Number(b.dataset.freeze))")
+    assert boxes == weighted and all(page.is_checked(f'input[data-freeze="{i}"]') for i in weighted)
+    assert trainable(page, mid)[0] is True
+    last_dense = max(i for i in weighted if model["layers"][i]["type"] == "dense")
+
+    page.uncheck('input[data-freeze="0"]')
+    page.wait_for_selector('.ov-col[data-layer="0"] .ov-frozen', timeout=15_000)
+    assert trainable(page, mid)[0] is False and api(page, "GET", f"/models/{mid}")["frozen"] == [0]
+    assert not page.is_checked('input[data-freeze="0"]') and page.is_checked(f'input[data-freeze="{last_dense}"]')
+    assert page.get_attribute('.ov-col[data-layer="0"] .ov-frozen', "title").startswith("Frozen")
+    assert page.locator(".ov-frozen").count() == 1
+    shot(page, "model-card-frozen", full_page=True)
+
+    before0, before_last = weights(page, mid, 0), weights(page, mid, last_dense)
+    step0 = page.evaluate("() => window.cnnvis.store.get().model.step")
+    page.wait_for_selector('[data-action="step"]:not([disabled])')
+    page.click('[data-action="step"]')
+    page.wait_for_function(f"() => window.cnnvis.store.get().model.step > {step0}", timeout=30_000)
+    assert weights(page, mid, 0) == before0, "a frozen layer's weights changed"
+    assert weights(page, mid, last_dense) != before_last, "the trainable last layer did not learn"
+
+    page.wait_for_selector('input[data-freeze="0"]:not([disabled])')
+    page.check('input[data-freeze="0"]')
+    page.wait_for_selector(".ov-frozen", state="detached", timeout=15_000)
+    assert trainable(page, mid)[0] is True and api(page, "GET", f"/models/{mid}")["frozen"] == []
+
+
+def test_delete_needs_two_clicks_and_switches_model(page):
+    open_page(page)
+    page.click('[data-tab="training"]')
+    assert page.is_hidden('[data-action="delete-model"]'), "a shipped model offers no Delete"
+    ensure_trainable(page)
+    mid = page.evaluate(MODEL_ID)
+    # a live connection is open after Play and Pause: the page closes it before deleting
+    page.click('[data-action="play"]')
+    page.wait_for_function("() => window.cnnvis.store.get().model.step >= 2", timeout=30_000)
+    page.click('[data-action="play"]')
+    page.wait_for_function("() => !window.cnnvis.store.get().training.playing", timeout=30_000)
+
+    delete = page.locator('[data-action="delete-model"]')
+    delete.click()
+    assert delete.text_content() == "Confirm delete"
+    assert any(m["id"] == mid for m in api(page, "GET", "/models")), "one click deleted the model"
+    delete.click()
+    page.wait_for_function(f"() => window.cnnvis.store.get().model?.id && window.cnnvis.store.get().model.id !== {json.dumps(mid)}",
+                           timeout=30_000)
+    assert all(m["id"] != mid for m in api(page, "GET", "/models"))
+    page.wait_for_function(f"() => !document.querySelector('#model-select option[value={json.dumps(mid)}]')")
+    shown = page.evaluate("() => window.cnnvis.store.get().model")
+    assert shown["read_only"], "the page shows the shipped model after deleting"
+    page.wait_for_selector(".ov-col canvas.map", state="visible")
+    assert page.is_hidden('[data-action="delete-model"]')
+
+
+def test_model_card_screenshots(page):
+    for width, height in ((1280, 800), (420, 800)):
+        open_page(page, width, height)
+        page.click('[data-tab="training"]')
+        ensure_trainable(page)
+        page.wait_for_selector('input[data-freeze="0"]:not([disabled])')
+        card = page.locator('[data-view="models"]')
+        card.scroll_into_view_if_needed()
+        box = card.bounding_box()
+        assert box and box["width"] <= width, "the model card overflows the page"
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+        card.screenshot(path=str(shot(page, f"model-card-{width}")))
