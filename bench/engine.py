@@ -39,7 +39,6 @@ def torch_model(model: Model):
     from torch import nn
 
     mods = []
-    shape = model.input_shape
     for layer, info in zip(model.spec.layers, model.info):
         t = layer.type
         if t == "conv2d":
@@ -57,7 +56,6 @@ def torch_model(model: Model):
             mods.append(nn.Softmax(dim=1))
         else:
             raise ValueError(f"bench has no torch twin for {t}")
-        shape = info.output_shape
     net = nn.Sequential(*mods)
     with torch.no_grad():
         named = dict(net.named_parameters())

@@ -85,8 +85,9 @@ def occlusion(model: Model, x: np.ndarray, target: int | None = None, patch: int
     """Zeiler & Fergus 2014: slide a grey patch over the image; the map holds the mean drop in the
     target's probability when a pixel is covered (positive = the pixel helped). Batched forward passes.
     """
-    target = _resolve_target(model, x, target)
-    base = float(model.predict_proba(x[None])[0, target])
+    probs = model.predict_proba(x[None])[0]
+    target = _resolve_target(model, x, target) if target is not None else int(probs.argmax())
+    base = float(probs[target])
     c, h, w = x.shape
     patch = max(1, min(patch, h, w))
     stride = max(1, stride)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .dataset import Dataset
+from .noise import smooth_field
 
 __all__ = ["DIGITS_DESCRIPTION", "DIGIT_CLASSES", "make_digits"]
 
@@ -116,7 +117,7 @@ def _make_split(
     centre = size / 2 + rng.uniform(-1.5, 1.5, (2, n)) * unit
     # Output pixel centres, displaced by a smooth elastic field, mapped back into the glyph.
     grid = np.arange(size, dtype=np.float32) + 0.5
-    warp = _smooth_field(n, size, rng) * (rng.uniform(0.0, 1.4, n) * unit).astype(np.float32)[:, None, None, None]
+    warp = smooth_field(n, 2, size, 4, rng) * (rng.uniform(0.0, 1.4, n) * unit).astype(np.float32)[:, None, None, None]
     qx = grid[None, None, :] + warp[:, 0] - centre[0, :, None, None].astype(np.float32)
     qy = grid[None, :, None] + warp[:, 1] - centre[1, :, None, None].astype(np.float32)
     f32 = lambda a: a.astype(np.float32)[:, None, None]
@@ -145,18 +146,6 @@ def _pick_glyphs(y: np.ndarray, info: np.ndarray, rng: np.random.Generator) -> n
     first = np.searchsorted(info[:, 0], np.arange(10))  # first bank row of each digit
     has_alt = np.isin(y, (1, 7))
     return first[y] + np.where(has_alt & alt, strokes, 0) + stroke
-
-
-def _smooth_field(n: int, size: int, rng: np.random.Generator, g: int = 4) -> np.ndarray:
-    """Smooth random 2-D displacement fields (n, 2, S, S) float32, roughly unit std."""
-    coarse = rng.standard_normal((n, 2, g, g), dtype=np.float32)
-    pos = (np.arange(size) + 0.5) * (g - 1) / size
-    lo = np.minimum(pos.astype(int), g - 2)
-    frac = (pos - lo).astype(np.float32)
-    m = np.zeros((size, g), dtype=np.float32)
-    m[np.arange(size), lo] = 1 - frac
-    m[np.arange(size), lo + 1] = frac
-    return m @ coarse @ m.T
 
 
 def _bilinear(bank: np.ndarray, glyph: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

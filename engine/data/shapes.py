@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dataset import Dataset
+from .noise import smooth_field
 
 __all__ = ["SHAPES_DESCRIPTION", "SHAPE_CLASSES", "make_shapes"]
 
@@ -176,11 +177,11 @@ def _compose(alpha: np.ndarray, s: int, rng: np.random.Generator) -> np.ndarray:
     ramp = (np.cos(direction)[:, None, None] * grid[None, None, :]
             + np.sin(direction)[:, None, None] * grid[None, :, None]).astype(np.float32)  # (n, S, S)
     tilt = rng.uniform(-0.12, 0.12, (n, 3, 1, 1)).astype(np.float32)
-    clouds = _low_frequency(n, s, 5, rng) * rng.uniform(0.0, 0.12, (n, 1, 1, 1)).astype(np.float32)
+    clouds = smooth_field(n, 3, s, 5, rng) * rng.uniform(0.0, 0.12, (n, 1, 1, 1)).astype(np.float32)
     img = tilt * ramp[:, None]  # (n, 3, S, S), the background built up in place
     img += bg[:, :, None, None]
     img += clouds
-    diff = _low_frequency(n, s, 4, rng)
+    diff = smooth_field(n, 3, s, 4, rng)
     diff *= np.float32(0.04)
     diff += fg[:, :, None, None]
     diff -= img
@@ -208,15 +209,3 @@ def _contrasting_colours(n: int, rng: np.random.Generator) -> tuple[np.ndarray, 
         fg[bad] = rng.uniform(0, 1, (int(bad.sum()), 3))
         bad = np.abs((fg - bg) @ _LUMA) < _MIN_CONTRAST
     return bg, fg
-
-
-def _low_frequency(n: int, s: int, g: int, rng: np.random.Generator) -> np.ndarray:
-    """Smooth random fields (n, 3, S, S) float32, roughly unit std: a g x g grid, bilinear upsampled."""
-    coarse = rng.standard_normal((n, 3, g, g), dtype=np.float32)
-    pos = (np.arange(s) + 0.5) * (g - 1) / s
-    lo = np.minimum(pos.astype(int), g - 2)
-    frac = (pos - lo).astype(np.float32)
-    m = np.zeros((s, g), dtype=np.float32)
-    m[np.arange(s), lo] = 1 - frac
-    m[np.arange(s), lo + 1] = frac
-    return m @ coarse @ m.T
