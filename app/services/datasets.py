@@ -11,8 +11,6 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +18,15 @@ from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, TooLarge
 from engine.data.archive import ArchiveError
 from engine.data.dataset import Dataset, DatasetError, load_dataset, save_dataset
-from engine.data.digits import DIGIT_CLASSES, DIGITS_DESCRIPTION, make_digits
 from engine.data.cifar import load_cifar10
 from engine.data.folder import load_image_folder
 from engine.data.idx import load_mnist
-from engine.data.registry import builtin_dataset
-from engine.data.shapes import SHAPE_CLASSES, SHAPES_DESCRIPTION, make_shapes
+from engine.data.registry import BUILTIN_INFO, builtin_dataset
 
 log = logging.getLogger("cnnvis")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
-
-@dataclass(frozen=True)
-class Builtin:
-    input_shape: tuple[int, int, int]
-    classes: tuple[str, ...]
-    description: str
-    make: Callable[..., Dataset]
-
-
-BUILTINS: dict[str, Builtin] = {
-    "shapes": Builtin((3, 64, 64), SHAPE_CLASSES, SHAPES_DESCRIPTION, make_shapes),
-    "digits": Builtin((1, 28, 28), DIGIT_CLASSES, DIGITS_DESCRIPTION, make_digits),
-}
+BUILTINS = BUILTIN_INFO  # name -> shape, classes, description and generator, known before generating
 
 
 def dataset_json(ds: Dataset, *, builtin: bool) -> dict[str, Any]:

@@ -23,8 +23,8 @@ def counted(monkeypatch):
         calls.append(1)
         return tiny("shapes", "v-test")
 
-    monkeypatch.setattr(registry, "BUILTIN", {"shapes": make})
-    monkeypatch.setattr(registry, "_DESCRIPTIONS", {"shapes": "v-test"})
+    info = registry.BuiltinInfo((1, 2, 2), ("a", "b"), "v-test", make)
+    monkeypatch.setattr(registry, "BUILTIN_INFO", {"shapes": info})
     return calls
 
 
