@@ -8,6 +8,8 @@ than NCHW here). The public API speaks NCHW; `engine.model.Model` converts at th
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 Padding = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -76,16 +78,67 @@ def col2im(
     return out
 
 
-def flat_padded(x: np.ndarray, pad: Padding, tail: int) -> np.ndarray:
-    """``x: (C, N, H, W)`` zero-padded to ``(C, N, Hp, Wp)`` and flattened to ``(C, N*Hp*Wp + tail)``.
+class Grid(NamedTuple):
+    """Where a stride-1 convolution lays its padded input out flat (see `flat_padded`).
 
-    The ``tail`` zeros let every kernel offset read a full-length slice (see `im2col_flat`).
+    Each image takes a block of ``rows * cols`` grid positions. Neighbouring rows and images share
+    their zero borders (a row's right pad is the next row's left pad), so the positions computed
+    and later dropped are only ``rows * cols / (Ho * Wo) - 1`` of the work: 6% for a padded 3x3 on
+    32x32, against 13% with a border of its own for every row and image.
     """
-    c, n, h, w = x.shape
+
+    h: int
+    w: int
+    rows: int  # grid rows per image: H plus the shared vertical gap
+    cols: int  # grid row length: W plus the shared horizontal gap
+    top: int  # zero rows above the image inside its block
+    left: int  # zero columns left of each image row
+    ho: int
+    wo: int
+    k: int
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def tail(self) -> int:
+        """Zeros past the last block, so every kernel offset reads a full-length slice."""
+        return (self.k - 1) * (self.cols + 1)
+
+    def pixels(self, flat: np.ndarray, n: int) -> np.ndarray:
+        """The ``(C, n, H, W)`` view of the image pixels in ``flat: (C, n * size + ...)``."""
+        blocks = flat[:, : n * self.size].reshape(flat.shape[0], n, self.rows, self.cols)
+        return blocks[:, :, self.top : self.top + self.h, self.left : self.left + self.w]
+
+    def outputs(self, flat: np.ndarray, n: int) -> np.ndarray:
+        """The ``(F, n, Ho, Wo)`` view of the valid output positions in ``flat: (F, n * size)``."""
+        return flat.reshape(flat.shape[0], n, self.rows, self.cols)[:, :, : self.ho, : self.wo]
+
+
+def stride1_grid(hw: tuple[int, int], pad: Padding, k: int) -> Grid:
+    """The flat layout for a stride-1 ``k x k`` convolution of ``hw`` maps padded by ``pad``.
+
+    The gap between rows must hold the larger pad (a window wraps into the next row's left pad)
+    and leave room for every output column: ``max(left, right, left + right - k + 1)``; the same
+    holds between images, row for column.
+    """
+    h, w = hw
     top, bottom, left, right = pad
-    hp, wp = h + top + bottom, w + left + right
-    flat = np.zeros((c, n * hp * wp + tail), dtype=x.dtype)
-    flat[:, : n * hp * wp].reshape(c, n, hp, wp)[:, :, top : top + h, left : left + w] = x
+    rows = h + max(top, bottom, top + bottom - k + 1)
+    cols = w + max(left, right, left + right - k + 1)
+    return Grid(h, w, rows, cols, top, left, h + top + bottom - k + 1, w + left + right - k + 1, k)
+
+
+def flat_padded(x: np.ndarray, grid: Grid) -> np.ndarray:
+    """``x: (C, N, H, W)`` laid out on ``grid`` and flattened to ``(C, N * grid.size + grid.tail)``, zeros elsewhere.
+
+    Output ``(n, y, x)`` sits at position ``n * size + y * cols + x``; kernel offset ``(i, j)``
+    reads the input at that position ``+ i * cols + j`` (see `im2col_flat`).
+    """
+    c, n = x.shape[0], x.shape[1]
+    flat = np.zeros((c, n * grid.size + grid.tail), dtype=x.dtype)
+    grid.pixels(flat, n)[...] = x
     return flat
 
 
