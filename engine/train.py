@@ -153,7 +153,7 @@ class Trainer:
         self.examples_seen = examples_seen
         self.augment_config = augment_config or AugmentConfig(flip=dataset.name not in ("digits", "mnist", "fashion-mnist"))
         self.optimizer: Optimizer = self._new_optimizer()
-        # workers > 1: each batch is split into that many shards trained in parallel threads (see
+        # workers > 1: each batch is split into at least that many parts trained in parallel threads (see
         # Model.loss_and_grads); give NumPy's BLAS one thread each (OPENBLAS_NUM_THREADS=1) then.
         self.workers = max(1, int(workers))
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="cnnvis-shard") if self.workers > 1 else None

@@ -23,13 +23,17 @@ const MAX_DOTS = 1500;
  * @param {number} count
  */
 export function niceTicks(lo, hi, count = 5) {
-  if (!(hi > lo)) return [lo];
+  if (!(hi > lo) || !Number.isFinite(hi - lo)) return [lo];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((k) => k * mag).find((k) => k >= raw) || raw;
+  const first = Math.ceil(lo / step) * step;
+  // counted, not stepped: a range far narrower than its values (a flat loss curve) would otherwise
+  // add a step too small to change v, and loop until the array overflows
+  const n = Math.min(Math.floor((hi - first) / step + 1e-9) + 1, 4 * count + 1);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
+  for (let i = 0; i < n; i++) out.push(Number((first + i * step).toPrecision(12)));
+  return out.length ? out : [lo];
 }
 
 /**

@@ -231,6 +231,38 @@ def test_whole_network_param_gradients_match_finite_differences(loss):
         assert_grad_close(res.grads[name], numerical_grad(value, p), f"{loss}: {name}")
 
 
+def test_micro_batches_give_the_whole_batch_results(monkeypatch):
+    """Batches run as micro-batches whose largest layer output fits the cache (unless that leaves
+    too little work per micro-batch); without dropout the loss, probabilities and gradients equal
+    the whole batch's up to float rounding."""
+    import engine.model as model_module
+
+    no_dropout = {**GRAD_NET, "layers": [layer for layer in GRAD_NET["layers"] if layer["type"] != "dropout"]}
+    model = Model.build(no_dropout, seed=1, dtype=np.float64)
+    _randomize(model, 2)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(10, 1, 7, 6)), rng.integers(0, 4, 10)
+    largest = max(math.prod(info.output_shape) for info in model.info) * 8
+    per_image = sum(info.macs for info in model.info)
+
+    monkeypatch.setattr(model_module, "MICRO_BATCH_MIN_MACS", 1)
+    monkeypatch.setattr(model_module, "MICRO_BATCH_BYTES", 100 * largest)
+    assert model.micro_batch_size() == 100
+    whole = model.loss_and_grads(x, y)
+    whole_p = model.predict_proba(x)
+
+    monkeypatch.setattr(model_module, "MICRO_BATCH_BYTES", 3 * largest + 1)
+    assert model.micro_batch_size() == 3
+    monkeypatch.setattr(model_module, "MICRO_BATCH_MIN_MACS", 4 * per_image)
+    assert model.micro_batch_size() == 4  # too little work in 3 images: the work floor wins
+    split = model.loss_and_grads(x, y)  # 10 images in 3 parts
+    assert math.isclose(split.loss, whole.loss, rel_tol=1e-12)
+    np.testing.assert_allclose(split.probabilities, whole.probabilities, rtol=1e-12)
+    for name in whole.grads:
+        np.testing.assert_allclose(split.grads[name], whole.grads[name], rtol=1e-10, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(model.predict_proba(x), whole_p, rtol=1e-12)
+
+
 def test_losses_by_hand():
     """Cross-entropy of equal logits is log K; MSE is sum 1/2 (t - o)^2 averaged over the batch."""
     m = Model.build(spec((1, 2, 2), FLATTEN, dense(3, bias=False), SOFTMAX), dtype=np.float64)

@@ -74,6 +74,7 @@ def test_colour_ranges_ticks_and_smoothing(page):
           ranges: [c.displayRange('rdbu', -2, 1), c.displayRange('viridis', 0.5, 3), c.displayRange('viridis', -1, 2), c.displayRange('viridis', 0, 0)],
           lut: Array.from(c.lut('gray').slice(0, 4)).concat(Array.from(c.lut('gray').slice(1020, 1024))),
           ticks: ch.niceTicks(0, 1, 5), ticks2: ch.niceTicks(3, 97, 4),
+          flat: ch.niceTicks(2.302585, 2.302585 + 4e-16, 4), // a range below the values' precision
           smooth: ch.smooth([[1, 2], [2, 2], [3, 2]], 0.9), smooth0: ch.smooth([[1, 1], [2, 5]], 0),
         };
     """)
@@ -83,6 +84,7 @@ def test_colour_ranges_ticks_and_smoothing(page):
     assert got["lut"] == [0, 0, 0, 255, 255, 255, 255, 255]
     assert got["ticks"] == [0, 0.2, 0.4, 0.6, 0.8, 1]
     assert got["ticks2"] == [25, 50, 75]
+    assert 1 <= len(got["flat"]) <= 17 and all(abs(v - 2.302585) < 1e-6 for v in got["flat"])
     assert [round(v, 9) for _, v in got["smooth"]] == [2, 2, 2]  # bias-corrected: a constant stays constant
     assert got["smooth0"] == [[1, 1], [2, 5]]
 
