@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
         # one BLAS thread each avoids oversubscription (a TinyVGG step was ~50x slower with default
         # threads on a busy 2-core box). Must be set before numpy is imported.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        from engine.runtime import keep_freed_memory
+
+        keep_freed_memory()  # training steps reuse freed memory instead of faulting it in again
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (more: steadier medians)")
     args = parser.parse_args(argv)
+    # the allocator settings `cnnvis serve` and `cnnvis train` run with; both sides share them
+    from engine.runtime import keep_freed_memory
+
+    keep_freed_memory()
     module = importlib.import_module(f"bench.{args.suite}")
     report = module.run(**({"rounds": args.rounds} if args.rounds else {}))
     print(json.dumps(report, indent=2) if args.json else module.table(report))
