@@ -376,7 +376,6 @@ def test_conv_in_batch_chunks_matches_reference_and_finite_differences(case: Cas
     full_dx, full_grads = layer.backward(proj, full_cache)
     per_image = x.shape[0] * case.spec["kernel_size"] ** 2 * full_out.shape[2] * full_out.shape[3] * x.itemsize
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 2 * per_image)
-    monkeypatch.setattr(conv_module, "BACKWARD_CHUNK_BYTES", 2 * per_image)
     out, cache = layer.forward(x)
     expected = REFERENCE["conv2d"](case.spec, layer.params, _to_public(x))
     np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
