@@ -108,15 +108,9 @@ class Conv2DLayer(Layer):
             n1 = min(n, n0 + chunk)
             block = out[:, n0 * step : n1 * step]
             np.matmul(w2, self._cols(x, n0, n1, ho, wo), out=block)
-            self._add_bias(block, block)
+            if "bias" in self.params:
+                block += self.params["bias"][:, None]  # while the block is still in cache
         return out.reshape(f, n, ho, wo), x
-
-    def _add_bias(self, raw: np.ndarray, block: np.ndarray) -> None:
-        """``block = raw + bias`` for an output block ``(F, ...)`` still in cache (``raw`` may be ``block``)."""
-        if "bias" in self.params:
-            np.add(raw, self.params["bias"].reshape((-1,) + (1,) * (block.ndim - 1)), out=block)
-        elif raw is not block:
-            np.copyto(block, raw)
 
     def backward(self, dout, cache, *, need_dx=True, need_grads=True):
         x = cache
