@@ -17,6 +17,7 @@ import numpy as np
 
 from engine import losses, ops
 from engine.layers import Layer, ReceptiveField, ShapeError, build_layer
+from engine.layers.fused import fuse
 from engine.specs import ModelSpec, SpecError, parse_spec
 
 # A micro-batch's largest layer output, at most: each layer then works on arrays that fit the
@@ -70,6 +71,10 @@ class Model:
         self.params: dict[str, np.ndarray] = {
             f"layers.{i}.{name}": arr for i, layer in enumerate(layers) for name, arr in layer.params.items()
         }
+        # (start, stop, unit) runs over the layers: one layer each, or fused pairs where no one reads
+        # between them (training, batched prediction; see engine.layers.fused)
+        self._layer_units = [(i, i + 1, layer) for i, layer in enumerate(layers)]
+        self._fused_units = fuse(layers)
 
     @classmethod
     def build(cls, spec: ModelSpec | Mapping, *, seed: int = 0, dtype=np.float32,
@@ -169,12 +174,15 @@ class Model:
         ``keep=True`` also returns every layer's output (NCHW views). ``train`` turns dropout on
         and needs ``rng``.
         """
+        return self._forward_units(self._layer_units[:stop], x, train=train, rng=rng, keep=keep)
+
+    def _forward_units(self, units, x, *, train=False, rng=None, keep=False) -> ForwardResult:
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape):
             raise ValueError(f"input must be (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
         h = ops.nchw_to_cnhw(x.astype(self.dtype, copy=False))
         caches, kept = [], ([] if keep else None)
-        for layer in self.layers[:stop]:
-            h, cache = layer.forward(h, train=train, rng=rng)
+        for _, _, unit in units:
+            h, cache = unit.forward(h, train=train, rng=rng)
             caches.append(cache)
             if kept is not None:
                 kept.append(ops.cnhw_to_nchw(h))
@@ -195,20 +203,27 @@ class Model:
         """
         start = len(caches) if start is None else start
         d = ops.nchw_to_cnhw(dout) if dout.ndim == 4 else dout
-        grads: dict[str, np.ndarray] = {}
+        d, grads = self._backward_units(self._layer_units[stop:start], caches[stop:start], d, need_dx=need_dx)
+        return (ops.cnhw_to_nchw(d) if d is not None and need_dx else None), grads
+
+    def _backward_units(self, units, caches, d, *, need_dx: bool):
+        """Back-propagate ``d`` through ``units`` (caches aligned with them), last to first.
+        Units with parameters are single layers, so their gradients are named by their start index."""
+        first = 0
         if not need_dx:
             # Nothing below the lowest trainable layer needs a gradient (frozen features, the input):
             # stopping there also skips the first convolution's col2im, the costliest step.
-            trainable = [i for i in range(stop, start) if self.trainable(i)]
-            stop = trainable[0] if trainable else start
-        for i in range(start - 1, stop - 1, -1):
-            layer = self.layers[i]
-            d, g = layer.backward(d, caches[i], need_dx=need_dx or i > stop, need_grads=self.trainable(i))
+            trainable = [k for k, (start, _, _) in enumerate(units) if self.trainable(start)]
+            first = trainable[0] if trainable else len(units)
+        grads: dict[str, np.ndarray] = {}
+        for k in range(len(units) - 1, first - 1, -1):
+            start, _, unit = units[k]
+            d, g = unit.backward(d, caches[k], need_dx=need_dx or k > first, need_grads=self.trainable(start))
             for name, arr in g.items():
-                grads[f"layers.{i}.{name}"] = arr
+                grads[f"layers.{start}.{name}"] = arr
             if d is None:
                 break
-        return (ops.cnhw_to_nchw(d) if d is not None and need_dx else None), grads
+        return d, grads
 
     def loss_and_grads(
         self,
@@ -258,13 +273,14 @@ class Model:
     def _loss_and_grads(self, x, y, loss, train, rng) -> LossResult:
         fused = loss == "cross_entropy" and self.ends_with_softmax
         n_layers = len(self.layers) - 1 if fused else len(self.layers)
-        res = self.forward(x, train=train, rng=rng, stop=n_layers)
+        units = [u for u in self._fused_units if u[1] <= n_layers]
+        res = self._forward_units(units, x, train=train, rng=rng)
         if loss == "cross_entropy":
             value, dout, probs = losses.softmax_cross_entropy(res.output, y)
         else:
             probs = res.output
             value, dout = losses.mean_squared_error(res.output, y)
-        _, grads = self.backward(dout, res.caches, need_dx=False)
+        _, grads = self._backward_units(units, res.caches, dout, need_dx=False)
         return LossResult(loss=value, probabilities=probs, grads=grads)
 
     def micro_batch_size(self) -> int:
@@ -280,7 +296,7 @@ class Model:
         batch_size = batch_size or self.micro_batch_size()
         outs = []
         for i in range(0, len(x), batch_size):
-            out = self.forward(x[i : i + batch_size]).output
+            out = self._forward_units(self._fused_units, x[i : i + batch_size]).output
             outs.append(out if self.ends_with_softmax else np.exp(losses.log_softmax(out)))
         return np.concatenate(outs) if outs else np.zeros((0,) + self.output_shape, dtype=self.dtype)
 

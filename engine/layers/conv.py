@@ -79,12 +79,13 @@ class Conv2DLayer(Layer):
         return ho, wo, max(1, CHUNK_BYTES // per_image)
 
     def _cols(self, x: np.ndarray, n0: int, n1: int, ho: int, wo: int) -> np.ndarray:
-        """im2col of images ``n0:n1``: ``(C*k*k, (n1-n0)*Ho*Wo)``."""
+        """im2col of images ``n0:n1``: ``(C*k*k [+ 1], (n1-n0)*Ho*Wo)``, with a ones row when there is a bias."""
         k = self.spec.kernel_size
         xp = ops.pad_chw(x[:, n0:n1], self.pad)
-        if k == 1 and self.spec.stride == 1:
+        bias = "bias" in self.params
+        if k == 1 and self.spec.stride == 1 and not bias:
             return xp.reshape(xp.shape[0], -1)  # 1x1 "network in network": no unfolding at all
-        return ops.im2col(xp, k, k, self.spec.stride, ho, wo)
+        return ops.im2col(xp, k, k, self.spec.stride, ho, wo, ones_row=bias)
 
     def _use_grid(self, h: int, w: int) -> bool:
         """Whether the input-gradient pass folds on the flat grid: for stride 1, unless the dropped
@@ -96,20 +97,22 @@ class Conv2DLayer(Layer):
         g = self._grid_of((h, w))
         return g.size <= GRID_MAX_WASTE * g.ho * g.wo
 
-    def forward(self, x, *, train=False, rng=None):
+    def _matrix(self) -> np.ndarray:
+        """``(F, C*k*k [+ 1])``: the weight, plus the bias as a last column (its unfolded row is ones)."""
         w = self.params["weight"]
-        f = w.shape[0]
-        w2 = w.reshape(f, -1)
+        w2 = w.reshape(w.shape[0], -1)
+        return np.concatenate([w2, self.params["bias"][:, None]], axis=1) if "bias" in self.params else w2
+
+    def forward(self, x, *, train=False, rng=None):
+        wb = self._matrix()
+        f = wb.shape[0]
         n = x.shape[1]
         ho, wo, chunk = self._geometry(x)
         out = np.empty((f, n * ho * wo), dtype=x.dtype)
         step = ho * wo
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
-            block = out[:, n0 * step : n1 * step]
-            np.matmul(w2, self._cols(x, n0, n1, ho, wo), out=block)
-            if "bias" in self.params:
-                block += self.params["bias"][:, None]  # while the block is still in cache
+            np.matmul(wb, self._cols(x, n0, n1, ho, wo), out=out[:, n0 * step : n1 * step])
         return out.reshape(f, n, ho, wo), x
 
     def backward(self, dout, cache, *, need_dx=True, need_grads=True):
@@ -123,7 +126,7 @@ class Conv2DLayer(Layer):
         ho, wo, chunk = self._geometry(x)
         step = ho * wo
         d2 = dout.reshape(f, -1)
-        grads = _GradSums(w2, "bias" in self.params) if need_grads else None
+        grads = _GradSums() if need_grads else None
         dx = np.empty_like(x) if need_dx else None
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -138,7 +141,7 @@ class Conv2DLayer(Layer):
                 else:
                     dxp = ops.col2im(dcols, padded, k, k, self.spec.stride, ho, wo)
                 dx[:, n0:n1] = ops.unpad_chw(dxp, self.pad)
-        return dx, grads.result(w.shape) if need_grads else {}
+        return dx, grads.result(self.params) if need_grads else {}
 
     # ---- stride 1, input gradient: fold on the flat grid (see ops.Grid, ops.col2im_flat) -------
     def _grid_of(self, hw: tuple[int, int]) -> ops.Grid:
@@ -158,7 +161,7 @@ class Conv2DLayer(Layer):
         g = self._grid_of(x.shape[2:])
         flat = ops.flat_padded(x, g)
         chunk = self._grid_chunk(c, g, dout.itemsize)
-        grads = _GradSums(w2, "bias" in self.params) if need_grads else None
+        grads = _GradSums() if need_grads else None
         dx = np.empty_like(x)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
@@ -167,30 +170,33 @@ class Conv2DLayer(Layer):
             g.outputs(dfull, n1 - n0)[...] = dout[:, n0:n1]
             if need_grads:
                 # unfolded again from the padded input: cheaper than keeping whole-batch blocks (measured)
-                grads.add(ops.im2col_flat(flat, n0 * g.size, length, k, g.cols), dfull)
+                grads.add(ops.im2col_flat(flat, n0 * g.size, length, k, g.cols, ones_row="bias" in self.params), dfull)
             dx[:, n0:n1] = g.pixels(ops.col2im_flat(w2.T @ dfull, length, k, g.cols), n1 - n0)
-        return dx, grads.result(w.shape) if need_grads else {}
+        return dx, grads.result(self.params) if need_grads else {}
 
 
 class _GradSums:
-    """Weight and bias gradients summed over blocks: ``dW^T += cols @ dout^T``, ``db += sum(dout)``.
-
-    The transpose ``(C*k*k, F)``: ``cols @ dout.T`` ran ~30% faster in OpenBLAS here than
-    ``dout @ cols.T`` (the long axis is the reduction either way).
+    """Weight and bias gradients summed over blocks: ``[dW | db]^T += cols @ dout^T`` (the ones row of
+    ``cols`` gives the bias). The transpose ``(C*k*k [+ 1], F)``: ``cols @ dout.T`` ran ~30% faster in
+    OpenBLAS here than ``dout @ cols.T`` (the long axis is the reduction either way).
     """
 
-    def __init__(self, w2: np.ndarray, bias: bool):
-        self.dw_t = np.zeros(w2.T.shape, dtype=w2.dtype)
-        self.db = np.zeros(w2.shape[0], dtype=w2.dtype) if bias else None
+    def __init__(self):
+        self.total: np.ndarray | None = None
 
     def add(self, cols: np.ndarray, dout_block: np.ndarray) -> None:
-        """``cols: (C*k*k, P)``, ``dout_block: (F, P)`` (zeros at dropped grid positions add nothing)."""
-        self.dw_t += cols @ dout_block.T
-        if self.db is not None:
-            self.db += dout_block.sum(axis=1)
+        """``cols: (C*k*k [+ 1], P)``, ``dout_block: (F, P)`` (zeros at dropped grid positions add nothing)."""
+        part = cols @ dout_block.T
+        if self.total is None:
+            self.total = part
+        else:
+            self.total += part
 
-    def result(self, shape: tuple[int, ...]) -> dict:
-        grads = {"weight": np.ascontiguousarray(self.dw_t.T).reshape(shape)}
-        if self.db is not None:
-            grads["bias"] = self.db
+    def result(self, params: dict[str, np.ndarray]) -> dict:
+        w = params["weight"]
+        rows = w[0].size
+        total = self.total if self.total is not None else np.zeros((rows + ("bias" in params), w.shape[0]), dtype=w.dtype)
+        grads = {"weight": np.ascontiguousarray(total[:rows].T).reshape(w.shape)}
+        if "bias" in params:
+            grads["bias"] = total[rows].copy()
         return grads

@@ -348,6 +348,48 @@ def test_maxpool_tie_routes_gradient_once():
     np.testing.assert_array_equal(dx, [[[[5.0, 0.0], [0.0, 0.0]]]])
 
 
+def _ref_maxpool_backward(spec: dict, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
+    """Naive loops, public layout: each window's gradient goes to its first maximum in row-major order."""
+    k = spec["pool_size"]
+    s = spec.get("stride") or k
+    p = spec.get("padding", 0)
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * p, w + 2 * p), -np.inf)
+    xp[:, :, p : p + h, p : p + w] = x
+    dxp = np.zeros_like(xp)
+    for b, ch, i, j in itertools.product(range(n), range(c), range(dout.shape[2]), range(dout.shape[3])):
+        window = xp[b, ch, i * s : i * s + k, j * s : j * s + k]
+        r, q = divmod(int(np.argmax(window)), k)  # argmax: the first maximum
+        dxp[b, ch, i * s + r, j * s + q] += dout[b, ch, i, j]
+    return dxp[:, :, p : p + h, p : p + w]
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        {"pool_size": 2},  # windows tile the input
+        {"pool_size": 3},  # disjoint, with uncovered rows and columns
+        {"pool_size": 2, "stride": 3},  # disjoint, with gaps
+        {"pool_size": 3, "stride": 2, "padding": 1},  # overlapping and padded
+        {"pool_size": 2, "stride": 1},  # overlapping
+    ],
+    ids=lambda p: "-".join(f"{k}{v}" for k, v in p.items()),
+)
+def test_maxpool_routes_ties_to_the_first_maximum(pool):
+    """Inputs drawn from three values tie in most windows (as relu zeros and flat image regions do)."""
+    spec = {"type": "maxpool2d", **pool}
+    case = Case(spec, (2, 7, 8), n=3)
+    layer = _build(case)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-1, 2, size=(case.n, *case.in_shape)).astype(np.float64)
+    out, cache = layer.forward(_to_internal(x))
+    np.testing.assert_array_equal(_to_public(out), _ref_pool(spec, x, -np.inf, np.max))
+    dout = rng.normal(size=_to_public(out).shape)
+    dx, _ = layer.backward(_to_internal(dout), cache)
+    # overlapping windows sum into an input in another order than the loops: rounding only
+    np.testing.assert_allclose(_to_public(dx), _ref_maxpool_backward(spec, x, dout), rtol=1e-12, atol=1e-12)
+
+
 def test_float32_in_float32_out():
     """Run-time dtype is float32 throughout: no silent promotion to float64."""
     for case in (CASES[0], Case({"type": "sigmoid"}, (3,)), Case({"type": "avgpool2d", "pool_size": 2}, (2, 4, 4))):

@@ -1,4 +1,4 @@
-"""The array kernels under the layers: padding, im2col (against an index formula) and col2im (its adjoint)."""
+"""The array kernels under the layers: padding, window stacks, im2col (against an index formula) and col2im (its adjoint)."""
 
 from __future__ import annotations
 
@@ -58,13 +58,18 @@ geometry = st.tuples(
 )
 
 
+def _sizes(geo) -> tuple[int, int, int, int, int, int, int, int]:
+    """``(c, n, k, s, Hp, Wp, Ho, Wo)`` of a drawn geometry."""
+    c, n, k, s, dh, dw = geo
+    hp, wp = k + dh, k + dw
+    return c, n, k, s, hp, wp, (hp - k) // s + 1, (wp - k) // s + 1
+
+
 @settings(max_examples=40, deadline=None)
 @given(geometry, st.integers(0, 2**32 - 1))
 def test_col2im_is_the_adjoint_of_im2col(geo, seed):
     """<im2col(x), y> == <x, col2im(y)> for every geometry: col2im sums overlaps exactly once."""
-    c, n, k, s, dh, dw = geo
-    hp, wp = k + dh, k + dw
-    ho, wo = (hp - k) // s + 1, (wp - k) // s + 1
+    c, n, k, s, hp, wp, ho, wo = _sizes(geo)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(c, n, hp, wp))
     y = rng.normal(size=(c * k * k, n * ho * wo))
@@ -98,3 +103,38 @@ def test_conv_forward_matches_naive_loops_for_any_geometry(c, f, k, s, padding, 
     assert out.shape[0] == expected.shape[1] and out.shape[2:] == expected.shape[2:]
     assert (f, *out.shape[2:]) == layer.output_shape((c, h, w))
     np.testing.assert_allclose(out.transpose(1, 0, 2, 3), expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(geometry, st.integers(0, 2**32 - 1))
+def test_window_stack_holds_every_window_view(geo, seed):
+    c, n, k, s, hp, wp, ho, wo = _sizes(geo)
+    xp = np.random.default_rng(seed).normal(size=(c, n, hp, wp))
+    stack = ops.window_stack(xp, k, k, s, ho, wo)
+    assert stack.shape == (k, k, c, n, ho, wo) and not stack.flags.writeable
+    for i, j, view in ops.window_views(xp, k, k, s, ho, wo):
+        np.testing.assert_array_equal(stack[i, j], view)
+
+
+def test_window_stack_and_flat_unfolding_refuse_windows_past_the_input():
+    """Both are raw strided views: a wrong geometry must raise, not read past the array."""
+    xp = np.zeros((1, 1, 5, 5))
+    with pytest.raises(ValueError, match="do not fit"):
+        ops.window_stack(xp, 3, 3, 2, 3, 2)
+    flat = np.zeros((2, 30))
+    with pytest.raises(ValueError, match="runs past"):
+        ops.im2col_flat(flat, 10, 15, 3, 4)
+
+
+def test_ones_row_appends_ones_for_the_bias():
+    rng = np.random.default_rng(0)
+    xp = rng.normal(size=(2, 3, 6, 5))
+    plain = ops.im2col(xp, 3, 3, 1, 4, 3)
+    with_ones = ops.im2col(xp, 3, 3, 1, 4, 3, ones_row=True)
+    np.testing.assert_array_equal(with_ones[:-1], plain)
+    np.testing.assert_array_equal(with_ones[-1], np.ones(plain.shape[1]))
+    flat = rng.normal(size=(2, 40))
+    plain = ops.im2col_flat(flat, 2, 20, 3, 5)
+    with_ones = ops.im2col_flat(flat, 2, 20, 3, 5, ones_row=True)
+    np.testing.assert_array_equal(with_ones[:-1], plain)
+    np.testing.assert_array_equal(with_ones[-1], np.ones(20))
