@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.layers.activations import ReLULayer
-from engine.layers.base import Layer
+from engine.layers.base import Layer, Shape
 from engine.layers.pool import MaxPool2DLayer
 
 
@@ -24,6 +24,9 @@ class ReLUMaxPool:
     def __init__(self, pool: MaxPool2DLayer):
         self.pool = pool
         self.params: dict[str, np.ndarray] = {}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        return self.pool.output_shape(in_shape)
 
     def forward(self, x, *, train=False, rng=None):
         pooled, cache = self.pool.forward(x)

@@ -35,7 +35,7 @@ def test_relu_maxpool_equals_relu_then_maxpool(pool, dtype):
     expected, p_cache = maxpool.forward(r)
     fused = ReLUMaxPool(maxpool)
     out, cache = fused.forward(x)
-    assert out.dtype == dtype
+    assert out.dtype == dtype and (out.shape[0], *out.shape[2:]) == fused.output_shape(in_shape)
     np.testing.assert_array_equal(out, expected)
 
     dout = rng.normal(size=out.shape).astype(dtype)
