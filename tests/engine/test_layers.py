@@ -430,6 +430,37 @@ def test_conv_in_batch_chunks_matches_reference_and_finite_differences(case: Cas
     np.testing.assert_allclose(dx_only, full_dx, rtol=1e-12, atol=1e-12)
 
 
+CONV_CASES = [c for c in CASES if c.spec["type"] == "conv2d"]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[c.id for c in CONV_CASES])
+def test_conv_training_pass_keeps_its_unfolding_with_the_same_results(case: Case, monkeypatch):
+    """A training forward pass keeps the unfolded input for the weight gradient when the batch
+    unfolds in one block (and only then); gradients equal those of an evaluation pass, which
+    unfolds again, and every combination of wanted gradients still holds."""
+    import engine.layers.conv as conv_module
+
+    layer = _build(case)
+    x = _input(case)
+    out, cache = layer.forward(x)
+    proj = np.random.default_rng(3).normal(size=out.shape)
+    dx, grads = layer.backward(proj, cache)
+    train_out, train_cache = layer.forward(x, train=True)
+    assert cache[1] is None and train_cache[1] is not None
+    np.testing.assert_array_equal(train_out, out)
+    kept_dx, kept_grads = layer.backward(proj, train_cache)
+    np.testing.assert_allclose(kept_dx, dx, rtol=1e-12, atol=1e-12)
+    assert kept_grads.keys() == grads.keys() == layer.params.keys()
+    for name in grads:
+        np.testing.assert_allclose(kept_grads[name], grads[name], rtol=1e-12, atol=1e-12)
+    assert layer.backward(proj, train_cache, need_dx=False)[0] is None
+    np.testing.assert_allclose(layer.backward(proj, train_cache, need_grads=False)[0], dx, rtol=1e-12, atol=1e-12)
+    assert layer.backward(proj, train_cache, need_dx=False, need_grads=False) == (None, {})
+
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # one image per block: nothing kept
+    assert layer.forward(x, train=True)[1][1] is None
+
+
 GRID_CASES = [c for c in CASES if c.spec["type"] == "conv2d" and c.spec.get("stride", 1) == 1 and c.spec["kernel_size"] > 1]
 
 
