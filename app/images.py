@@ -68,6 +68,15 @@ class ImageStore:
             raise NotFound(f"no image with id {image_id!r}; upload one with POST /api/v1/images")
         return path
 
+    def delete(self, image_id: str) -> None:
+        """Remove an upload and its cached preprocessings (raises NotFound)."""
+        self._path(image_id, ".bin")
+        with self._mutex:
+            for key in [k for k in self._cache if k[0] == image_id]:
+                del self._cache[key]
+        for suffix in (".json", ".bin"):  # the info first: a half-deleted upload reads as gone
+            (self.root / f"{image_id}{suffix}").unlink(missing_ok=True)
+
     def info(self, image_id: str) -> dict[str, Any]:
         return json.loads(self._path(image_id, ".json").read_text())
 

@@ -29,6 +29,12 @@ def get_dataset(name: Name, state: State) -> dict:
     return state.datasets.summary(name)
 
 
+@router.delete("/datasets/{name}", status_code=204, summary="Delete an imported dataset (not a built-in, nor one a model trains on)")
+def delete_dataset(name: Name, state: State) -> Response:
+    state.datasets.delete(name, used_by=[rec.id for rec in state.models.list() if rec.dataset == name])
+    return Response(status_code=204)
+
+
 @router.get("/datasets/{name}/samples/{split}/{index}.png", summary="One image of a dataset", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
 def sample_png(name: Name, split: Literal["train", "test"], index: Annotated[int, Path(ge=0, le=10**9)], state: State) -> Response:

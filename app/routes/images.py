@@ -19,6 +19,12 @@ def upload_image(state: State, file: Annotated[UploadFile, File(description="the
         return state.images.save(data)
 
 
+@router.delete("/images/{image_id}", status_code=204, summary="Delete an uploaded image")
+def delete_image(image_id: ImageId, state: State) -> Response:
+    state.images.delete(image_id)
+    return Response(status_code=204)
+
+
 @router.get("/images/{image_id}", summary="An uploaded image", response_class=Response,
             responses={200: {"content": {"image/*": {}}}})
 def get_image(image_id: ImageId, state: State) -> Response:

@@ -110,6 +110,19 @@ class DatasetStore:
         save_dataset(ds, path)
         return ds
 
+    def delete(self, name: str, used_by: list[str]) -> None:
+        """Remove an imported dataset; built-ins and datasets that models train on stay (409)."""
+        if not self.exists(name):
+            raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names())}")
+        if name in BUILTINS:
+            raise Conflict(f"{name!r} is a built-in dataset and cannot be deleted")
+        if used_by:
+            raise Conflict(f"models {', '.join(used_by)} train on {name!r}; switch them to another dataset or delete them first")
+        with self._lock(name):
+            with self._mutex:
+                self._loaded.pop(name, None)
+            self._path(name).unlink(missing_ok=True)
+
     def warm(self) -> threading.Thread:
         """Generate every built-in in a daemon thread (so the first request does not wait)."""
 

@@ -78,6 +78,28 @@ def test_upload_zip_and_train_on_it(client):
     assert post_zip(client, class_zip("pets/"), name="wrapped").status_code == 201  # one top folder is fine
 
 
+def test_delete_an_imported_dataset(client):
+    """Built-ins and datasets a model trains on stay (409, saying why); once free, the dataset goes,
+    from the list and from disk, and its name can be used again."""
+    assert post_zip(client, class_zip(), channels="1", height="16", width="16").status_code == 201
+    spec = {"input_shape": [1, 16, 16], "layers": [{"type": "flatten"}, {"type": "dense", "units": 2}, {"type": "softmax"}]}
+    m = client.post(f"{API}/models", json={"spec": spec, "dataset": "pets"}).json()
+    r = client.delete(f"{API}/datasets/pets")
+    assert r.status_code == 409 and m["id"] in r.json()["detail"]
+    r = client.delete(f"{API}/datasets/shapes")
+    assert r.status_code == 409 and "built-in" in r.json()["detail"]
+    assert client.delete(f"{API}/datasets/nope").status_code == 404
+    assert client.delete(f"{API}/datasets/..%2Fmodels").status_code == 404
+
+    assert client.delete(f"{API}/models/{m['id']}").status_code == 204
+    assert client.delete(f"{API}/datasets/pets").status_code == 204
+    assert "pets" not in [d["name"] for d in client.get(f"{API}/datasets").json()]
+    assert client.get(f"{API}/datasets/pets").status_code == 404
+    assert client.delete(f"{API}/datasets/pets").status_code == 404
+    assert post_zip(client, class_zip(), name="pets").status_code == 201
+    assert client.get(f"{API}/datasets/shapes").status_code == 200
+
+
 def test_upload_zip_errors(client):
     cases = {
         "not a zip": (b"hello", 422),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -31,6 +32,18 @@ def test_upload_formats(client, fmt, mode, ctype):
     assert Image.open(io.BytesIO(got.content)).size == (40, 30)
     r = client.post(f"{API}/models/tiny-vgg-shapes/forward", json={"image_id": info["id"]})
     assert r.status_code == 200 and r.json()["input"]["shape"] == [3, 64, 64]
+
+
+def test_delete_an_upload(client, settings):
+    info = upload(client, image_bytes("PNG")).json()
+    assert client.post(f"{API}/models/tiny-vgg-shapes/forward", json={"image_id": info["id"]}).status_code == 200
+    assert client.delete(f"{API}/images/{info['id']}").status_code == 204
+    assert not list(Path(settings.images_dir).glob(f"{info['id']}.*"))
+    assert client.get(f"{API}/images/{info['id']}").status_code == 404
+    r = client.post(f"{API}/models/tiny-vgg-shapes/forward", json={"image_id": info["id"]})
+    assert r.status_code == 404  # not served from the preprocessing cache either
+    assert client.delete(f"{API}/images/{info['id']}").status_code == 404
+    assert client.delete(f"{API}/images/not-an-id").status_code == 404
 
 
 def test_sixteen_bit_and_palette(client):
