@@ -1,4 +1,4 @@
-"""The page in a real browser (issue 5, item 11): load, upload, bad file, step, play/pause, the
+"""The page in a real browser (issue 5, item 11): load, upload (picker, drop, paste), bad file, step, play/pause, the
 architecture editor's errors; no console errors anywhere; screenshots saved to test-artifacts/."""
 
 from __future__ import annotations
@@ -247,3 +247,35 @@ def test_step_n_trains_n_steps_live_then_stops(page):
                            " && document.querySelector('[data-action=\"play\"]').getAttribute('aria-pressed') === 'false'", timeout=60_000)
     page.wait_for_timeout(800)
     assert step_count(page) == start + 3
+
+
+DROP_OR_PASTE = """async ([how, b64, fileName]) => {
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], fileName, { type: 'image/png' }));
+  if (how === 'drop') {
+    const zone = document.querySelector('.dropzone');
+    zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    const highlighted = zone.closest('.is-dragging') !== null;
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    return highlighted && zone.closest('.is-dragging') === null;
+  }
+  document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  return true;
+}"""
+
+
+@pytest.mark.parametrize("how", ["drop", "paste"])
+def test_drop_or_paste_an_image_runs_it(page, how):
+    """Dropping a file on the input panel (which lights up while dragged over) or pasting one
+    uploads it and shows its maps, as the file picker does."""
+    import base64
+
+    open_page(page)
+    before = maps_signature(page)
+    name = {"drop": "dropped.png", "paste": "pasted.png"}[how]
+    ok = page.evaluate(DROP_OR_PASTE, [how, base64.b64encode(png_bytes((40, 40, 230))).decode(), name])
+    assert ok, "the drop zone did not light up while dragged over, or stayed lit after the drop"
+    page.wait_for_function("(n) => document.querySelector('.input-name').textContent === n", arg=name)
+    page.wait_for_timeout(200)
+    assert maps_signature(page) != before
