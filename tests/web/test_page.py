@@ -1,5 +1,6 @@
-"""The page in a real browser (issue 5, item 11): load, upload (picker, drop, paste), bad file, step, play/pause, the
-architecture editor's errors; no console errors anywhere; screenshots saved to test-artifacts/."""
+"""The page in a real browser (issue 5, item 11): load, upload (picker, drop, paste), bad file, step,
+play/pause, the architecture editor's errors; no console errors anywhere; screenshots saved to
+test-artifacts/."""
 
 from __future__ import annotations
 
