@@ -37,6 +37,8 @@ class Settings:
     # {"shapes": (n_train, n_test)}: smaller built-ins (tests); None keeps the engine's defaults.
     builtin_sizes: dict[str, tuple[int, int]] | None = field(default=None)
     import_root: Path | None = None  # default: DATA_DIR/imports
+    # Origins besides the server's own Host that may change state (a reverse proxy's public URL).
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def models_dir(self) -> Path:
@@ -80,4 +82,5 @@ def get_settings() -> Settings:
         max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
         warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
         import_root=Path(env("CNNVIS_IMPORT_DIR")) if env("CNNVIS_IMPORT_DIR") else None,
+        allowed_origins=tuple(o.strip() for o in env("CNNVIS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
     )

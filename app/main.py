@@ -33,7 +33,7 @@ from app.routes import (
     pictures,
     train,
 )
-from app.security import BodyLimit, OriginCheck, SecurityHeaders
+from app.security import BodyLimit, OriginCheck, SecurityHeaders, origin_keys
 from app.services.datasets import DatasetStore
 from app.services.live import LiveRegistry
 from app.store import ModelStore
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ~7 ms), the body cap, the origin check, and outermost the headers every answer carries.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(BodyLimit, limit_for=body_limit)
-    app.add_middleware(OriginCheck)
+    app.add_middleware(OriginCheck, allowed=origin_keys(settings.allowed_origins))
     app.add_middleware(SecurityHeaders)
     return app
 

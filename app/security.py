@@ -69,29 +69,55 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _origin_key(url: str) -> str | None:
+    """``scheme://host:port`` of an http(s) origin (default port filled in), or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number
+        return None
+    return f"{parts.scheme}://{parts.hostname}:{port}".lower()
+
+
 def origin_matches(origin: str, host: str) -> bool:
     """True when the ``Origin`` URL names the same host (and port) as the ``Host`` header."""
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    key = _origin_key(origin)
+    if key is None:
         return False
-    default = 443 if parts.scheme == "https" else 80
-    want = f"{parts.hostname}:{parts.port or default}".lower()
-    h = urlsplit(f"//{host}")
-    have = f"{h.hostname}:{h.port or default}".lower() if h.hostname else ""
-    return want == have
+    scheme = key.split(":", 1)[0]
+    return key == _origin_key(f"{scheme}://{host}")
+
+
+def origin_keys(origins: tuple[str, ...]) -> frozenset[str]:
+    """The allowed origins in the form `OriginCheck` compares; ValueError naming any that is not an http(s) URL."""
+    keys = {o: _origin_key(o) for o in origins}
+    bad = [o for o, k in keys.items() if k is None]
+    if bad:
+        raise ValueError(f"CNNVIS_ALLOWED_ORIGINS must list http(s) origins like https://example.org, got {', '.join(bad)}")
+    return frozenset(keys.values())  # type: ignore[arg-type]
 
 
 class OriginCheck:
-    def __init__(self, app: ASGIApp):
+    """``allowed`` (from `origin_keys`): origins accepted besides the Host's own, e.g. the public
+    URL of a reverse proxy that passes on a different Host (``CNNVIS_ALLOWED_ORIGINS``)."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str] = frozenset()):
         self.app = app
+        self.allowed = allowed
+
+    def _accepts(self, origin: str, host: str) -> bool:
+        return origin_matches(origin, host) or _origin_key(origin) in self.allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket" or (kind == "http" and scope.get("method") in UNSAFE_METHODS):
             headers = Headers(scope=scope)
             origin, host = headers.get("origin"), headers.get("host", "")
-            if origin is not None and not origin_matches(origin, host):
-                detail = f"cross-origin request refused: Origin {origin!r} does not match Host {host!r}"
+            if origin is not None and not self._accepts(origin, host):
+                detail = (f"cross-origin request refused: Origin {origin!r} does not match Host {host!r} "
+                          "(behind a proxy, list its public origin in CNNVIS_ALLOWED_ORIGINS)")
                 if kind == "websocket":
                     await receive()  # the websocket.connect message
                     await send({"type": "websocket.close", "code": 4403, "reason": "cross-origin"})

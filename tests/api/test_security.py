@@ -6,10 +6,13 @@ import json
 import re
 
 import anyio
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from app.cli import main
+from app.main import create_app
 from app.security import CSP
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, make_settings, open_client
 
@@ -46,6 +49,38 @@ def test_origin_check(client):
     assert client.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": "http://testserver"}).status_code == 201
     assert client.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": "http://testserver:8000"}).status_code == 403
     assert client.get(f"{API}/models", headers=evil).status_code == 200  # reads are not state-changing
+
+
+def test_allowed_origins_for_a_reverse_proxy(data_dir, pretrained_dir):
+    """Behind a proxy the browser's Origin is the public URL while Host is the backend's: origins
+    listed in CNNVIS_ALLOWED_ORIGINS pass (scheme, host and port, default ports filled in)."""
+    settings = make_settings(data_dir, pretrained_dir, allowed_origins=("https://cnn.example.org", "http://localhost:5000"))
+    with open_client(settings) as c:
+        def post(origin: str) -> int:
+            return c.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": origin}).status_code
+
+        assert post("https://cnn.example.org") == 201
+        assert post("https://CNN.example.org:443") == 201
+        assert post("http://localhost:5000") == 201
+        assert post("http://testserver") == 201  # the server's own origin still passes
+        assert post("http://cnn.example.org") == 403  # another scheme is another origin
+        assert post("https://cnn.example.org:8443") == 403
+        r = c.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers={"origin": "https://evil.example"})
+        assert r.status_code == 403 and "CNNVIS_ALLOWED_ORIGINS" in r.json()["detail"]
+        with c.websocket_connect(f"{API}/models/{SHIPPED_ID}/live", headers={"origin": "https://cnn.example.org"}) as ws:
+            assert ws.receive_json()["type"] == "state"
+
+
+def test_bad_allowed_origins_are_refused_at_start(data_dir, pretrained_dir, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError, match="example.org"):
+        create_app(make_settings(data_dir, pretrained_dir, allowed_origins=("example.org",)))
+    monkeypatch.setenv("CNNVIS_ALLOWED_ORIGINS", "https://ok.example, ftp://files.example")
+    monkeypatch.setenv("CNNVIS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)  # `serve` sets it: restored afterwards
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--data-dir", str(tmp_path), "--port", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "ftp://files.example" in err and "Traceback" not in err
 
 
 def test_error_shapes(client):
