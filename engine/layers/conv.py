@@ -188,7 +188,7 @@ class Conv2DLayer(Layer):
             dfull = np.zeros((f, length), dtype=dout.dtype)  # zero at the dropped grid positions
             g.outputs(dfull, n1 - n0)[...] = dout[:, n0:n1]
             if need_grads:
-                # unfolded again: reached only when the forward pass kept no unfolding (a larger batch)
+                # unfolded again: the forward pass kept none (a larger batch, or not training)
                 grads.add(ops.im2col_flat(flat, n0 * g.size, length, k, g.cols, ones_row="bias" in self.params), dfull)
             dx[:, n0:n1] = g.pixels(ops.col2im_flat(w2.T @ dfull, length, k, g.cols), n1 - n0)
         return dx, grads.result(self.params) if need_grads else {}
