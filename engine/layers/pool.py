@@ -91,9 +91,10 @@ def _first_maxima(windows: np.ndarray, out: np.ndarray) -> np.ndarray:
     hits = np.equal(windows, out, out=np.empty(windows.shape, dtype=bool))  # C order, whatever the strides of windows
     flat = hits.reshape(-1, out.size)  # a view
     seen = flat[0].copy()
-    for row in flat[1:]:
-        np.greater(row, seen, out=row)  # a hit, and none before it in its window
-        seen |= row
+    for n in range(1, len(flat)):
+        np.greater(flat[n], seen, out=flat[n])  # a hit, and none before it in its window
+        if n < len(flat) - 1:  # the last row needs no update (each call counts: see ops.window_stack)
+            seen |= flat[n]
     return hits
 
 
