@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import losses
-from engine.layers import build_layer
+from engine import losses, reference
+from engine.registry import build_layer
 from engine.layers.fused import ReLUMaxPool, fuse
 from engine.model import Model
 from engine.specs import parse_layer
@@ -43,6 +43,15 @@ def test_relu_maxpool_equals_relu_then_maxpool(pool, dtype):
     dx, grads = fused.backward(dout, cache)
     np.testing.assert_array_equal(dx, expected_dx)
     assert grads == {}
+
+    # and both equal the reference's relu then max pool, in public (N, C, H, W) layout
+    to_public = (1, 0, 2, 3)
+    r, r_cache = reference.relu_forward(x.transpose(to_public).astype(np.float64))
+    ref_out, p_cache = reference.maxpool2d_forward(r, pool["pool_size"], pool.get("stride"), pool.get("padding", 0))
+    np.testing.assert_array_equal(out.transpose(to_public), ref_out)
+    ref_dx, _ = reference.relu_backward(reference.maxpool2d_backward(dout.transpose(to_public).astype(np.float64), p_cache)[0], r_cache)
+    tol = 1e-6 if dtype == np.float32 else 1e-12  # overlapping windows sum in float32 there
+    np.testing.assert_allclose(dx.transpose(to_public), ref_dx, rtol=tol, atol=tol)
 
 
 def test_fuse_pairs_only_relu_then_maxpool():

@@ -1,12 +1,13 @@
 """Every layer type through the same checks: one table, one row per configuration.
 
-For each row: the output shape equals ``output_shape``, the output equals a naive-loop reference,
-``grads.keys() == params.keys()``, neither forward nor backward mutates the input or the parameters,
-and input and parameter gradients match central finite differences in float64 for the random
-projection loss ``sum(out * R)`` (so every output matters).
+For each row: the output shape equals ``output_shape``, the output and the gradients equal those of
+`engine.reference` (plain loops in NCHW, itself checked against PyTorch in test_reference.py),
+``grads.keys() == params.keys()``, neither forward nor backward mutates the input, the parameters
+or the buffers, and input and parameter gradients match central finite differences in float64 for
+the random projection loss ``sum(out * R)`` (so every output matters).
 
-A new layer type is tested by adding a row to ``CASES`` and a naive forward to ``REFERENCE``;
-`test_every_layer_type_has_a_row` fails until both exist.
+A new layer type is tested by adding a row to ``CASES`` (and its pair of functions to
+`engine.reference`); `test_every_layer_type_has_a_row` fails until both exist.
 """
 
 from __future__ import annotations
@@ -18,84 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine.layers import build_layer
-from engine.specs import LAYER_TYPES, parse_layer
+from engine import reference
+from engine.registry import build_layer
+from engine.registry import REGISTRY as LAYER_TYPES
+from engine.specs import parse_layer
 from tests.engine.conftest import assert_grad_close, kink_free, numerical_grad
-
-# ---- naive references, per example in public layout (N, C, H, W) or (N, D), float64 -------------
-
-
-def _same_pads(k: int) -> tuple[int, int]:
-    """PyTorch's padding="same": total k - 1, the odd pixel after (bottom/right)."""
-    return (k - 1) // 2, (k - 1) - (k - 1) // 2
-
-
-def ref_conv2d(spec, params, x):
-    k, s, p = spec["kernel_size"], spec.get("stride", 1), spec.get("padding", 0)
-    if p == "valid":
-        before = after = 0
-    elif p == "same":
-        before, after = _same_pads(k)
-    else:
-        before = after = p
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + before + after, w + before + after))
-    xp[:, :, before : before + h, before : before + w] = x
-    wgt = params["weight"]
-    f = wgt.shape[0]
-    ho = (h + before + after - k) // s + 1
-    wo = (w + before + after - k) // s + 1
-    out = np.zeros((n, f, ho, wo))
-    for b in range(n):
-        for o in range(f):
-            for i in range(ho):
-                for j in range(wo):
-                    out[b, o, i, j] = np.sum(xp[b, :, i * s : i * s + k, j * s : j * s + k] * wgt[o])
-            if "bias" in params:
-                out[b, o] += params["bias"][o]
-    return out
-
-
-def _ref_pool(spec, x, pad_value, reduce):
-    k = spec["pool_size"]
-    s = spec.get("stride") or k
-    p = spec.get("padding", 0)
-    n, c, h, w = x.shape
-    xp = np.full((n, c, h + 2 * p, w + 2 * p), pad_value)
-    xp[:, :, p : p + h, p : p + w] = x
-    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    out = np.zeros((n, c, ho, wo))
-    for i in range(ho):
-        for j in range(wo):
-            out[:, :, i, j] = reduce(xp[:, :, i * s : i * s + k, j * s : j * s + k], axis=(2, 3))
-    return out
-
-
-def ref_dense(spec, params, x):
-    out = np.zeros((x.shape[0], spec["units"]))
-    for b in range(x.shape[0]):
-        for u in range(spec["units"]):
-            out[b, u] = sum(x[b, d] * params["weight"][u, d] for d in range(x.shape[1]))
-            if "bias" in params:
-                out[b, u] += params["bias"][u]
-    return out
-
-
-REFERENCE = {
-    "conv2d": ref_conv2d,
-    "relu": lambda spec, params, x: np.where(x > 0, x, 0.0),
-    "leaky_relu": lambda spec, params, x: np.where(x > 0, x, spec.get("alpha", 0.01) * x),
-    "sigmoid": lambda spec, params, x: 1.0 / (1.0 + np.exp(-x)),
-    "tanh": lambda spec, params, x: (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x)),
-    "maxpool2d": lambda spec, params, x: _ref_pool(spec, x, -np.inf, np.max),
-    "avgpool2d": lambda spec, params, x: _ref_pool(spec, x, 0.0, np.mean),  # padding counts in the mean
-    "global_avgpool2d": lambda spec, params, x: x.sum(axis=(2, 3)) / (x.shape[2] * x.shape[3]),
-    "dropout": None,  # evaluation: identity; training: checked by test_dropout_train_mask_and_scale
-    "flatten": lambda spec, params, x: np.stack([x[b].ravel(order="C") for b in range(x.shape[0])]),
-    "dense": ref_dense,
-    "softmax": lambda spec, params, x: np.exp(x) / np.exp(x).sum(axis=1, keepdims=True),
-}
-
 
 # ---- the table ----------------------------------------------------------------------------------
 
@@ -186,6 +114,8 @@ def _build(case: Case, seed: int = 0):
     rng = np.random.default_rng(seed + 100)
     for p in layer.params.values():  # random biases too (they start at zero)
         p[...] = rng.normal(size=p.shape)
+    for b in layer.buffers.values():  # positive: a running variance must be
+        b[...] = rng.uniform(0.5, 1.5, size=b.shape)
     return layer
 
 
@@ -213,6 +143,15 @@ def _forward(layer, case: Case, x: np.ndarray):
     return layer.forward(x, train=case.train, rng=rng)
 
 
+def _reference(layer, case: Case, x: np.ndarray, out: np.ndarray | None = None):
+    """`engine.reference` on the same input, parameters and buffers, in public layout: ``(out, cache,
+    buffers')``. Dropout in training keeps what the engine kept: the mask is read off its ``out``."""
+    mask = (_to_public(out) != 0).astype(np.float64) if case.train and case.spec["type"] == "dropout" else None
+    params = {k: v.copy() for k, v in layer.params.items()}
+    buffers = {k: v.copy() for k, v in layer.buffers.items()}
+    return reference.layer_forward(layer.spec, params, _to_public(x.copy()), train=case.train, mask=mask, buffers=buffers)
+
+
 ids = [c.id for c in CASES]
 
 
@@ -221,7 +160,7 @@ ids = [c.id for c in CASES]
 
 def test_every_layer_type_has_a_row():
     assert {c.spec["type"] for c in CASES} == set(LAYER_TYPES)
-    assert set(REFERENCE) == set(LAYER_TYPES)
+    assert set(LAYER_TYPES) <= set(reference.BACKWARD)
 
 
 def test_case_ids_are_unique():
@@ -229,21 +168,27 @@ def test_case_ids_are_unique():
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
-def test_output_shape_and_reference(case: Case):
+def test_forward_and_backward_match_the_reference(case: Case):
+    """Output, input and parameter gradients, and (training) new buffer values."""
     layer = _build(case)
     x = _input(case)
-    out, _ = _forward(layer, case, x)
+    out, cache = _forward(layer, case, x)
     expected_shape = _internal_shape(case.n, layer.output_shape(case.in_shape))
     assert out.shape == expected_shape
     assert out.dtype == np.float64
-    if case.spec["type"] == "dropout":  # evaluation or rate 0: the identity; training: its own test below
-        if not case.train or case.spec["rate"] == 0:
-            np.testing.assert_array_equal(out, x)
-        return
-    ref = REFERENCE[case.spec["type"]]
-    params = {k: v.copy() for k, v in layer.params.items()}
-    expected = ref(case.spec, params, _to_public(x.copy()))
-    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+    ref_out, ref_cache, ref_buffers = _reference(layer, case, x, out)
+    np.testing.assert_allclose(_to_public(out), ref_out, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(2).normal(size=ref_out.shape)
+    dx, grads = layer.backward(_to_internal(dout), cache)
+    ref_dx, ref_grads = reference.layer_backward(layer.spec, dout, ref_cache)
+    np.testing.assert_allclose(_to_public(dx), ref_dx, rtol=1e-10, atol=1e-12)
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    updated = layer.updated_buffers(cache) if case.train else {}
+    assert updated.keys() == (ref_buffers.keys() if case.train else set())
+    for name in updated:
+        np.testing.assert_allclose(updated[name], ref_buffers[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
@@ -252,6 +197,7 @@ def test_grads_keys_match_params_and_nothing_is_mutated(case: Case):
     x = _input(case)
     x_before = x.copy()
     params_before = {k: v.copy() for k, v in layer.params.items()}
+    buffers_before = {k: v.copy() for k, v in layer.buffers.items()}
     out, cache = _forward(layer, case, x)
     dout = np.random.default_rng(2).normal(size=out.shape)
     dout_before = dout.copy()
@@ -265,6 +211,8 @@ def test_grads_keys_match_params_and_nothing_is_mutated(case: Case):
     assert set(layer.params) == set(params_before)
     for name, p in layer.params.items():
         np.testing.assert_array_equal(p, params_before[name])
+    for name, b in layer.buffers.items():
+        np.testing.assert_array_equal(b, buffers_before[name])
     # a second forward pass on the same input gives the same output: no state kept between calls
     out2, _ = _forward(layer, case, x)
     np.testing.assert_array_equal(out2, out)
@@ -348,22 +296,6 @@ def test_maxpool_tie_routes_gradient_once():
     np.testing.assert_array_equal(dx, [[[[5.0, 0.0], [0.0, 0.0]]]])
 
 
-def _ref_maxpool_backward(spec: dict, x: np.ndarray, dout: np.ndarray) -> np.ndarray:
-    """Naive loops, public layout: each window's gradient goes to its first maximum in row-major order."""
-    k = spec["pool_size"]
-    s = spec.get("stride") or k
-    p = spec.get("padding", 0)
-    n, c, h, w = x.shape
-    xp = np.full((n, c, h + 2 * p, w + 2 * p), -np.inf)
-    xp[:, :, p : p + h, p : p + w] = x
-    dxp = np.zeros_like(xp)
-    for b, ch, i, j in itertools.product(range(n), range(c), range(dout.shape[2]), range(dout.shape[3])):
-        window = xp[b, ch, i * s : i * s + k, j * s : j * s + k]
-        r, q = divmod(int(np.argmax(window)), k)  # argmax: the first maximum
-        dxp[b, ch, i * s + r, j * s + q] += dout[b, ch, i, j]
-    return dxp[:, :, p : p + h, p : p + w]
-
-
 @pytest.mark.parametrize(
     "pool",
     [
@@ -383,11 +315,12 @@ def test_maxpool_routes_ties_to_the_first_maximum(pool):
     rng = np.random.default_rng(5)
     x = rng.integers(-1, 2, size=(case.n, *case.in_shape)).astype(np.float64)
     out, cache = layer.forward(_to_internal(x))
-    np.testing.assert_array_equal(_to_public(out), _ref_pool(spec, x, -np.inf, np.max))
-    dout = rng.normal(size=_to_public(out).shape)
+    ref_out, ref_cache = reference.maxpool2d_forward(x, pool["pool_size"], pool.get("stride"), pool.get("padding", 0))
+    np.testing.assert_array_equal(_to_public(out), ref_out)
+    dout = rng.normal(size=ref_out.shape)
     dx, _ = layer.backward(_to_internal(dout), cache)
     # overlapping windows sum into an input in another order than the loops: rounding only
-    np.testing.assert_allclose(_to_public(dx), _ref_maxpool_backward(spec, x, dout), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_to_public(dx), reference.maxpool2d_backward(dout, ref_cache)[0], rtol=1e-12, atol=1e-12)
 
 
 def test_float32_in_float32_out():
@@ -419,8 +352,7 @@ def test_conv_in_batch_chunks_matches_reference_and_finite_differences(case: Cas
     per_image = x.shape[0] * case.spec["kernel_size"] ** 2 * full_out.shape[2] * full_out.shape[3] * x.itemsize
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 2 * per_image)
     out, cache = layer.forward(x)
-    expected = REFERENCE["conv2d"](case.spec, layer.params, _to_public(x))
-    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_to_public(out), _reference(layer, case, x)[0], rtol=1e-12, atol=1e-12)
     dx, grads = layer.backward(proj, cache)
     np.testing.assert_allclose(dx, full_dx, rtol=1e-12, atol=1e-12)
     for name in full_grads:
@@ -476,8 +408,7 @@ def test_both_stride1_conv_paths_match_reference_and_finite_differences(case: Ca
     x = _input(case)
     assert layer._use_grid(x.shape[2], x.shape[3]) == (path == "grid")
     out, cache = layer.forward(x)
-    expected = REFERENCE["conv2d"](case.spec, layer.params, _to_public(x.copy()))
-    np.testing.assert_allclose(_to_public(out), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_to_public(out), _reference(layer, case, x)[0], rtol=1e-12, atol=1e-12)
     proj = np.random.default_rng(3).normal(size=out.shape)
     dx, grads = layer.backward(proj.copy(), cache)
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from engine import reference
 from engine.model import Model
 from engine.optim import SGD, Adam
 from engine.specs import SpecError, parse_spec, spec_to_dict
@@ -229,6 +230,34 @@ def test_whole_network_param_gradients_match_finite_differences(loss):
     for name, p in model.params.items():
         assert res.grads[name].dtype == np.float64
         assert_grad_close(res.grads[name], numerical_grad(value, p), f"{loss}: {name}")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_whole_network_matches_the_reference_layer_by_layer(loss):
+    """`engine.reference` run layer by layer in NCHW gives the loss, probabilities and gradients of
+    the model's fused, channel-major training pass (no dropout: its mask is the engine's own draw)."""
+    model = Model.build({**GRAD_NET, "layers": [la for la in GRAD_NET["layers"] if la["type"] != "dropout"]}, seed=1, dtype=np.float64)
+    _randomize(model, 2)
+    x, y = np.random.default_rng(3).normal(size=(3, 1, 7, 6)), np.array([0, 3, 1])
+    res = model.loss_and_grads(x, y, loss=loss)
+    specs = model.spec.layers[:-1] if loss == "cross_entropy" else model.spec.layers  # softmax fused with the loss
+    h, caches = x, []
+    for lspec, layer in zip(specs, model.layers):
+        h, cache, _ = reference.layer_forward(lspec, layer.params, h)
+        caches.append(cache)
+    if loss == "cross_entropy":
+        value, d, probs = reference.softmax_cross_entropy(h, y)
+    else:
+        (value, d), probs = reference.mean_squared_error(h, y), h
+    grads = {}
+    for i in reversed(range(len(specs))):
+        d, layer_grads = reference.layer_backward(specs[i], d, caches[i])
+        grads.update({f"layers.{i}.{name}": g for name, g in layer_grads.items()})
+    assert res.loss == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(res.probabilities, probs, rtol=1e-12, atol=1e-15)
+    assert res.grads.keys() == grads.keys() == model.params.keys()
+    for name, g in grads.items():
+        np.testing.assert_allclose(res.grads[name], g, rtol=1e-10, atol=1e-13, err_msg=name)
 
 
 def test_micro_batches_give_the_whole_batch_results(monkeypatch):
@@ -462,16 +491,16 @@ def test_copy_is_independent():
     np.testing.assert_array_equal(out, np.zeros_like(out) + c.params["layers.0.bias"][None, :, None, None])
 
 
-def test_load_params_checks_names_and_shapes():
+def test_load_state_checks_names_and_shapes():
     m = Model.build(spec((1, 4, 4), conv(2, 3), FLATTEN, dense(2)), seed=0)
     good = {k: np.full(v.shape, 0.5, np.float32) for k, v in m.params.items()}
     with pytest.raises(ValueError, match=r"missing \['layers.2.bias'\]"):
-        m.load_params({k: v for k, v in good.items() if k != "layers.2.bias"})
+        m.load_state({k: v for k, v in good.items() if k != "layers.2.bias"})
     with pytest.raises(ValueError, match=r"unexpected \['layers.1.weight'\]"):
-        m.load_params({**good, "layers.1.weight": np.zeros(3, np.float32)})
+        m.load_state({**good, "layers.1.weight": np.zeros(3, np.float32)})
     with pytest.raises(ValueError, match=r"layers.2.weight: shape \(8, 2\)"):
-        m.load_params({**good, "layers.2.weight": np.zeros((8, 2), np.float32)})
-    m.load_params(good)
+        m.load_state({**good, "layers.2.weight": np.zeros((8, 2), np.float32)})
+    m.load_state(good)
     assert all(np.all(p == 0.5) for p in m.params.values())
 
 
