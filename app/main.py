@@ -23,6 +23,7 @@ from app.errors import install_handlers
 from app.images import ImageStore
 from app.routes import (
     checkpoints,
+    colormaps,
     datasets,
     forward,
     health,
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc fetches its logo from a CDN; /docs (Swagger UI) is fully local
     )
     install_handlers(app)
-    for module in (health, models, images, forward, pictures, train, live, checkpoints, datasets):
+    for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     templates_dir = settings.web_dir / "templates"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import State
+from app.routes.colormaps import colormap_table
 from engine.presets import PRESETS
 from engine.specs import layer_schema
 
@@ -29,6 +30,7 @@ def bootstrap_json(state) -> str:
                      "learning_rate": p.learning_rate} for p in PRESETS.values()],
         "datasets": [state.datasets.summary(n) for n in state.datasets.names()],
         "limits": {"max_upload_bytes": state.settings.max_upload_bytes, "max_image_side": state.settings.max_image_side},
+        "colormaps": colormap_table(),
     }
     text = json.dumps(data, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -127,18 +127,18 @@ def filters(state: AppState, rec: ModelRecord, index: int, dtype: str = "float32
     return {**encode_tensor(w, dtype), "bias": bias, "layer": index, "step": step}
 
 
-def filters_png(state: AppState, rec: ModelRecord, index: int) -> bytes:
+def filters_png(state: AppState, rec: ModelRecord, index: int, cmap: str = "auto") -> bytes:
     with rec.lock.hold(state.settings.lock_wait_s):
         w, _ = layer_weights(rec, index, kinds=("conv2d",))
         first = rec.model.info[index].input_shape == tuple(rec.model.input_shape)
-    return rgb_png(pictures.filter_grid(w, rgb=first and w.shape[1] == 3))
+    return rgb_png(pictures.filter_grid(w, rgb=first and w.shape[1] == 3, cmap=cmap))
 
 
-def activations_png(state: AppState, rec: ModelRecord, index: int, x: np.ndarray) -> bytes:
+def activations_png(state: AppState, rec: ModelRecord, index: int, x: np.ndarray, cmap: str = "auto") -> bytes:
     """Every channel of layer ``index``'s output for one image, as a PNG grid."""
     n = len(rec.model.layers)
     if not 0 <= index < n:
         raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
     with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
         act = rec.model.forward(x[None], stop=index + 1).output[0]
-    return rgb_png(pictures.activation_grid(np.nan_to_num(act, nan=0.0, posinf=0.0, neginf=0.0)))
+    return rgb_png(pictures.activation_grid(np.nan_to_num(act, nan=0.0, posinf=0.0, neginf=0.0), cmap))

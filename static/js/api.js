@@ -110,6 +110,7 @@ export function createApi(base) {
     deleteModel: (/** @type {string} */ id) => request('DELETE', model(id)),
     getDataset: (/** @type {string} */ name) => request('GET', `/datasets/${enc(name)}`),
     listDatasets: () => request('GET', '/datasets'),
+    colormaps: () => request('GET', '/colormaps'),
     /** @param {string} name @param {string} split @param {number} index */
     sampleUrl: (name, split, index) => `${base}/datasets/${enc(name)}/samples/${enc(split)}/${index}.png`,
     imageUrl: (/** @type {string} */ id) => `${base}/images/${enc(id)}`,

@@ -4,7 +4,7 @@
  * CSS with `image-rendering: pixelated`, so maps stay crisp and redraws are cheap. ImageData
  * buffers are reused per canvas, so live updates allocate nothing.
  */
-import { lut } from './colormap.js';
+import { colorIndex, lut } from './colormap.js';
 
 const BUFFERS = new WeakMap();
 
@@ -47,13 +47,8 @@ export function drawMap(canvas, data, offset, h, w, lo, hi, cmap) {
   const img = buffer(canvas, w, h);
   const px = img.data;
   const table = lut(cmap);
-  const k = 255 / (hi - lo || 1);
   for (let i = 0, n = h * w; i < n; i++) {
-    const v = data[offset + i];
-    let t = Math.round((v - lo) * k);
-    t = t < 0 ? 0 : t > 255 ? 255 : t;
-    if (Number.isNaN(v)) t = 0;
-    const j = t * 4;
+    const j = colorIndex(data[offset + i], lo, hi) * 4;
     const o = i * 4;
     px[o] = table[j];
     px[o + 1] = table[j + 1];
@@ -80,9 +75,8 @@ export function drawVector(canvas, data, offset, n, cols, lo, hi, cmap) {
   const px = img.data;
   px.fill(0);
   const table = lut(cmap);
-  const k = 255 / (hi - lo || 1);
   for (let i = 0; i < n; i++) {
-    const t = Math.max(0, Math.min(255, Math.round((data[offset + i] - lo) * k) || 0)) * 4;
+    const t = colorIndex(data[offset + i], lo, hi) * 4;
     px.set([table[t], table[t + 1], table[t + 2], 255], i * 4);
   }
   ctx2d(canvas).putImageData(img, 0, 0);

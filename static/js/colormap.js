@@ -1,68 +1,58 @@
 // @ts-check
 /**
- * Colour maps. Diverging maps (ColorBrewer RdBu reversed, PuOr: both colour-blind safe) for signed
- * values, centred on zero; sequential maps (viridis, magma, grey) for non-negative values.
- * Each map is a 256-entry RGBA lookup table built by linear interpolation between its stops.
+ * Colour maps, as the server defines them (engine/colormaps.py): each map's name, label, kind and
+ * 256-entry RGB table arrive in the bootstrap JSON (or, on a page without one, from
+ * GET /api/v1/colormaps). This module holds no colours of its own; it mirrors the engine's one
+ * rule from a value to a table entry (`displayRange`, then `colorIndex`) in the same float64
+ * arithmetic, so the page's canvas and the API's PNGs give the same RGB for the same value.
  */
+import { createApi } from './api.js';
 
 /** @typedef {'diverging' | 'sequential'} MapKind */
-/** @typedef {{label: string, kind: MapKind, stops: string[]}} ColorMap */
+/** @typedef {{label: string, kind: MapKind}} ColorMap */
+/** @typedef {{name: string, label: string, kind: MapKind, lut: string}} WireMap lut: base64 of 256 x RGB */
 
-/** @type {Record<string, ColorMap>} */
-export const COLORMAPS = {
-  rdbu: {
-    label: 'Blue–red',
-    kind: 'diverging',
-    stops: ['#053061', '#2166ac', '#4393c3', '#92c5de', '#d1e5f0', '#f7f7f7', '#fddbc7', '#f4a582', '#d6604d', '#b2182b', '#67001f'],
-  },
-  puor: {
-    label: 'Purple–orange',
-    kind: 'diverging',
-    stops: ['#2d004b', '#542788', '#8073ac', '#b2abd2', '#d8daeb', '#f7f7f7', '#fee0b6', '#fdb863', '#e08214', '#b35806', '#7f3b08'],
-  },
-  viridis: {
-    label: 'Viridis',
-    kind: 'sequential',
-    stops: ['#440154', '#472d7b', '#3b528b', '#2c728e', '#21918c', '#28ae80', '#5ec962', '#addc30', '#fde725'],
-  },
-  magma: {
-    label: 'Magma',
-    kind: 'sequential',
-    stops: ['#000004', '#1c1044', '#4f127b', '#812581', '#b5367a', '#e55064', '#fb8761', '#fec287', '#fcfdbf'],
-  },
-  gray: { label: 'Grey', kind: 'sequential', stops: ['#000000', '#ffffff'] },
-};
+/** The smallest span a range may have (engine/colormaps.py EPS). */
+const EPS = 1e-6;
 
-/** The choices offered in the page: "auto" picks by sign. */
-export const MAP_CHOICES = [['auto', 'Auto colours'], ...Object.entries(COLORMAPS).map(([k, m]) => [k, m.label])];
-
-/** @param {string} hex */
-function parseHex(hex) {
-  const n = parseInt(hex.slice(1), 16);
-  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+/** @returns {Promise<WireMap[]>} */
+async function loadTables() {
+  const boot = JSON.parse(document.getElementById('bootstrap')?.textContent || '{}');
+  if (Array.isArray(boot.colormaps)) return boot.colormaps;
+  return createApi(boot.api_base || '/api/v1').colormaps();
 }
 
-const LUTS = new Map();
+const TABLES = await loadTables();
+
+/** @type {Record<string, ColorMap>} */
+export const COLORMAPS = Object.fromEntries(TABLES.map((m) => [m.name, { label: m.label, kind: m.kind }]));
+
+/** The choices offered in the page: "auto" picks by sign. */
+export const MAP_CHOICES = [['auto', 'Auto colours'], ...TABLES.map((m) => [m.name, m.label])];
+
+/** @type {Map<string, Uint8ClampedArray>} 256x4 RGBA, opaque */
+const LUTS = new Map(
+  TABLES.map((m) => {
+    const rgb = Uint8Array.from(atob(m.lut), (c) => c.charCodeAt(0));
+    if (rgb.length !== 768) throw new Error(`colour map ${m.name}: ${rgb.length} bytes, 768 expected`);
+    const table = new Uint8ClampedArray(256 * 4);
+    for (let i = 0; i < 256; i++) table.set([rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], 255], 4 * i);
+    return [m.name, table];
+  }),
+);
+
+/** @param {string} name */
+function known(name) {
+  return COLORMAPS[name] ? name : 'viridis';
+}
 
 /**
- * The 256x4 RGBA lookup table of a map.
+ * The 256x4 RGBA lookup table of a map (viridis for an unknown name).
  * @param {string} name
  * @returns {Uint8ClampedArray}
  */
 export function lut(name) {
-  const cached = LUTS.get(name);
-  if (cached) return cached;
-  const stops = (COLORMAPS[name] || COLORMAPS.viridis).stops.map(parseHex);
-  const table = new Uint8ClampedArray(256 * 4);
-  for (let i = 0; i < 256; i++) {
-    const t = (i / 255) * (stops.length - 1);
-    const k = Math.min(Math.floor(t), stops.length - 2);
-    const f = t - k;
-    for (let c = 0; c < 3; c++) table[i * 4 + c] = Math.round(stops[k][c] * (1 - f) + stops[k + 1][c] * f);
-    table[i * 4 + 3] = 255;
-  }
-  LUTS.set(name, table);
-  return table;
+  return /** @type {Uint8ClampedArray} */ (LUTS.get(known(name)));
 }
 
 /**
@@ -78,28 +68,51 @@ export function resolveMap(choice, lo, diverging = 'rdbu') {
 
 /**
  * The range a map spans for data in [lo, hi]: symmetric about 0 for diverging maps,
- * from 0 for non-negative data on a sequential map. Never empty.
+ * from 0 for non-negative data on a sequential map. Never empty. (engine: display_range)
  * @param {string} name
  * @param {number} lo
  * @param {number} hi
  * @returns {[number, number]}
  */
 export function displayRange(name, lo, hi) {
-  const kind = (COLORMAPS[name] || COLORMAPS.viridis).kind;
-  const eps = 1e-6;
-  if (kind === 'diverging') {
-    const m = Math.max(Math.abs(lo), Math.abs(hi), eps);
+  if (COLORMAPS[known(name)].kind === 'diverging') {
+    const m = Math.max(Math.abs(lo), Math.abs(hi), EPS);
     return [-m, m];
   }
   const a = lo >= 0 ? 0 : lo;
-  return [a, Math.max(hi, a + eps)];
+  return [a, Math.max(hi, a + EPS)];
 }
 
 /**
- * A CSS linear-gradient for a legend bar.
+ * The table entry 0..255 of value `v` on the range [lo, hi]: floor((v - lo) / (hi - lo) * 255 + 0.5),
+ * clamped; NaN gives 0. (engine: lut_index)
+ * @param {number} v
+ * @param {number} lo
+ * @param {number} hi
+ */
+export function colorIndex(v, lo, hi) {
+  const i = Math.floor(((v - lo) / (hi - lo)) * 255 + 0.5);
+  return i > 0 ? (i < 255 ? i : 255) : 0;
+}
+
+/** @type {Map<string, string>} */
+const GRADIENTS = new Map();
+
+/**
+ * A CSS linear-gradient for a legend bar, sampled from the map's table (every 16th entry, so a
+ * diverging map's zero, entry 128, is one of the samples).
  * @param {string} name
  */
 export function cssGradient(name) {
-  const stops = (COLORMAPS[name] || COLORMAPS.viridis).stops;
-  return `linear-gradient(to right, ${stops.map((c, i) => `${c} ${((i / (stops.length - 1)) * 100).toFixed(1)}%`).join(', ')})`;
+  const key = known(name);
+  let css = GRADIENTS.get(key);
+  if (!css) {
+    const table = lut(key);
+    const at = (/** @type {number} */ i) => `rgb(${table[4 * i]} ${table[4 * i + 1]} ${table[4 * i + 2]}) ${((i / 255) * 100).toFixed(1)}%`;
+    const stops = [];
+    for (let i = 0; i < 256; i += 16) stops.push(at(i));
+    css = `linear-gradient(to right, ${[...stops, at(255)].join(', ')})`;
+    GRADIENTS.set(key, css);
+  }
+  return css;
 }
