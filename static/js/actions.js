@@ -91,7 +91,7 @@ export function createActions(store, api) {
       dataset,
       input: ref,
       forward,
-      stats: forwardStats(forward),
+      stats: forwardStats(forward, model),
       selection: keepSel || (firstConv >= 0 ? { layer: firstConv, channel: 0 } : null),
       hover: null,
       filters: new Map(),
@@ -191,7 +191,7 @@ export function createActions(store, api) {
         const forward = await api.forward(model.id, ref);
         if (seq !== forwardSeq) return false;
         const input = ref.kind === 'sample' && forward.label !== null ? { ...ref, label: forward.label } : ref;
-        store.set({ input, forward, stats: forwardStats(forward), explanation: null });
+        store.set({ input, forward, stats: forwardStats(forward, model), explanation: null });
         if (clearsError) succeeded();
         return true;
       } catch (err) {
@@ -228,7 +228,7 @@ export function createActions(store, api) {
      * @param {import('./state.js').Forward} forward
      */
     showForward(forward) {
-      store.set({ forward, stats: forwardStats(forward) });
+      store.set({ forward, stats: forwardStats(forward, store.get().model) });
     },
 
     /**

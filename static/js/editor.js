@@ -77,14 +77,17 @@ export function createEditor(store, api, actions) {
   }
 
   /**
-   * Default values of a new layer of `type`.
+   * Values of a new layer of `type`: its required fields (those without a default), from the
+   * registry's declarations: a starter, else true for a switch, else the least value allowed (or 1).
    * @param {string} type
    */
   function defaults(type) {
     const t = types().find((x) => x.type === type);
     /** @type {Record<string, any>} */
     const values = {};
-    for (const f of t?.fields || []) if (f.required) values[f.name] = STARTERS[f.name] ?? f.min ?? 1;
+    for (const f of t?.fields || []) {
+      if (f.required) values[f.name] = STARTERS[f.name] ?? (f.kind === 'bool' ? true : f.min ?? 1);
+    }
     return values;
   }
 

@@ -39,14 +39,9 @@ export function prettyClass(name) {
 }
 
 /**
- * A layer's short title, e.g. "conv2d" -> "Conv", with its position.
- * @param {{type: string, index: number}} layer
+ * A layer's short title from the registry, e.g. "Conv" (the server sends it with every layer).
+ * @param {{type: string, title?: string}} layer
  */
 export function layerTitle(layer) {
-  const names = /** @type {Record<string, string>} */ ({
-    conv2d: 'Conv', relu: 'ReLU', leaky_relu: 'Leaky ReLU', sigmoid: 'Sigmoid', tanh: 'Tanh',
-    maxpool2d: 'Max pool', avgpool2d: 'Avg pool', global_avgpool2d: 'Global avg', dropout: 'Dropout',
-    flatten: 'Flatten', dense: 'Dense', softmax: 'Softmax',
-  });
-  return names[layer.type] || layer.type;
+  return layer.title || layer.type;
 }

@@ -45,11 +45,12 @@ export function tensorStats(t) {
 
 /**
  * Statistics of a whole forward result. The global range spans every layer except the input and
- * a final softmax (probabilities would squash everything else).
+ * layers of kind "output" (probabilities would squash everything else).
  * @param {{input: import('./tensor.js').Tensor, layers: Array<{index: number, type: string, output: import('./tensor.js').Tensor}>}} forward
+ * @param {{layers: Array<{kind: string}>} | null} model the model that ran it (for its layers' kinds)
  * @returns {Stats}
  */
-export function forwardStats(forward) {
+export function forwardStats(forward, model) {
   /** @type {Map<number, LayerStats>} */
   const layers = new Map();
   layers.set(-1, tensorStats(forward.input));
@@ -58,7 +59,7 @@ export function forwardStats(forward) {
   for (const layer of forward.layers) {
     const st = tensorStats(layer.output);
     layers.set(layer.index, st);
-    if (layer.type === 'softmax') continue;
+    if (model?.layers[layer.index]?.kind === 'output') continue;
     lo = Math.min(lo, st.lo);
     hi = Math.max(hi, st.hi);
   }

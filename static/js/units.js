@@ -5,13 +5,18 @@
  */
 
 /**
- * @typedef {{index: number, type: string, name: string, output_shape: number[], parameters: number,
- *   receptive_field: {size: number, jump: number, start: number}, trainable: boolean}} LayerInfo
+ * @typedef {{index: number, type: string, title: string, kind: string, name: string, input_shape: number[],
+ *   output_shape: number[], parameters: number, receptive_field: {size: number, jump: number, start: number},
+ *   trainable: boolean}} LayerInfo  `kind`: the registry's word on how the page treats its units
  * @typedef {{top: number, left: number, height: number, width: number}} Rect  in input pixels
  */
 
-/** Layers that pass a vector through unchanged in shape. */
-const ELEMENTWISE = new Set(['relu', 'leaky_relu', 'sigmoid', 'tanh', 'dropout']);
+/** Kinds of layer that keep each unit where it was (a value changes, its position does not). */
+const IN_PLACE = new Set(['elementwise', 'normalize']);
+/** Kinds a map passes through between the weighted layer that made it and a later layer. */
+const MAP_PATH = new Set([...IN_PLACE, 'window']);
+/** Kinds a vector passes through between the weighted layer that made it and a later layer. */
+const VECTOR_PATH = new Set([...IN_PLACE, 'output']);
 
 /**
  * The input shape (C, H, W) of a model.
@@ -33,17 +38,55 @@ export function shapeOf(model, index) {
 }
 
 /**
- * When the vector output of layer `index` is a flattened (C, H, W) map (through a flatten and any
- * element-wise layers), the index of the layer whose output was flattened; else null.
+ * When the vector output of layer `index` is a flattened (C, H, W) map (a reshape that keeps every
+ * value, then any element-wise or normalizing layers), the index of the layer whose output was
+ * flattened (-1: the input); else null.
  * @param {Record<string, any>} model
  * @param {number} index
  * @returns {number | null}
  */
 export function flattenSource(model, index) {
   let i = index;
-  while (i >= 0 && ELEMENTWISE.has(model.layers[i].type)) i -= 1;
-  if (i < 0 || model.layers[i].type !== 'flatten') return null;
-  return shapeOf(model, i - 1).length === 3 ? i - 1 : null;
+  while (i >= 0 && IN_PLACE.has(model.layers[i].kind)) i -= 1;
+  if (i < 0 || model.layers[i].kind !== 'reshape') return null;
+  const from = shapeOf(model, i - 1);
+  const size = (/** @type {number[]} */ s) => s.reduce((a, b) => a * b, 1);
+  return from.length === 3 && size(shapeOf(model, i)) === size(from) ? i - 1 : null;
+}
+
+/**
+ * Walk back from layer `index` through layers of the kinds in `path` to the nearest weighted layer
+ * whose output has `rank` axes: that layer (`source`, null if none) and the layers passed (`through`,
+ * from `index` down, `source` excluded).
+ * @param {Record<string, any>} model
+ * @param {number} index
+ * @param {number} rank
+ * @param {Set<string>} path
+ */
+function walkBack(model, index, rank, path) {
+  /** @type {number[]} */
+  const through = [];
+  for (let i = index; i >= 0; i--) {
+    const l = model.layers[i];
+    if (l.kind === 'weighted' && l.output_shape.length === rank) return { source: i, through };
+    if (!path.has(l.kind)) return { source: null, through };
+    through.push(i);
+  }
+  return { source: null, through };
+}
+
+/**
+ * The layers whose learned numbers act on a unit of layer `index` after the layer that made it:
+ * those passed on the way back from `index` (itself included) that hold parameters of their own,
+ * e.g. a normalizing layer's per-channel scale and shift. Their weights' shapes tell how to read them.
+ * @param {Record<string, any>} model
+ * @param {number} index
+ * @returns {number[]} in network order
+ */
+export function adjustingLayers(model, index) {
+  const maps = model.layers[index].output_shape.length === 3;
+  const { through } = maps ? walkBack(model, index, 3, MAP_PATH) : walkBack(model, index, 1, VECTOR_PATH);
+  return through.filter((i) => model.layers[i].parameters > 0).reverse();
 }
 
 /**
@@ -96,45 +139,46 @@ export function unitValue(t, channel, row, col) {
 }
 
 /**
- * The conv layer whose filters produced the maps of layer `index` (itself, or the nearest conv
- * before it through element-wise and pooling layers), or null.
+ * The layers with filters: weighted layers whose output is maps (C, H, W), in order. The first of
+ * them reads the image, so its filters on an RGB input can be drawn in colour.
+ * @param {Record<string, any>} model
+ * @returns {number[]}
+ */
+export function filterLayers(model) {
+  return model.layers.filter((/** @type {LayerInfo} */ l) => l.kind === 'weighted' && l.output_shape.length === 3).map((/** @type {LayerInfo} */ l) => l.index);
+}
+
+/**
+ * The layer whose filters produced the maps of layer `index`: itself if it is a weighted layer with
+ * maps, or the nearest one before it through element-wise, normalizing and window layers; else null.
  * @param {Record<string, any>} model
  * @param {number} index
  */
 export function producingConv(model, index) {
-  for (let i = index; i >= 0; i--) {
-    const t = model.layers[i].type;
-    if (t === 'conv2d') return i;
-    if (!ELEMENTWISE.has(t) && !['maxpool2d', 'avgpool2d'].includes(t)) return null;
-  }
-  return null;
+  return walkBack(model, index, 3, MAP_PATH).source;
 }
 
 /**
- * The dense layer behind a vector layer (itself or the nearest dense before element-wise layers).
+ * The weighted layer behind a vector layer: itself, or the nearest weighted layer with a vector
+ * output before it through element-wise, normalizing and output layers; else null.
  * @param {Record<string, any>} model
  * @param {number} index
  */
 export function producingDense(model, index) {
-  for (let i = index; i >= 0; i--) {
-    const t = model.layers[i].type;
-    if (t === 'dense') return i;
-    if (!ELEMENTWISE.has(t) && t !== 'softmax') return null;
-  }
-  return null;
+  return walkBack(model, index, 1, VECTOR_PATH).source;
 }
 
 /**
- * The score that went into softmax unit `k`: the previous layer's output. Null when layer
- * `layer` is not a softmax or the forward result lacks its input.
+ * The score that went into unit `k` of an output layer (a softmax): the previous layer's output.
+ * Null when layer `layer` is not of kind "output" or the forward result lacks its input.
  * @param {Record<string, any>} model
  * @param {import('./state.js').Forward} forward
  * @param {number} layer
  * @param {number} k
  * @returns {number | null}
  */
-export function preSoftmax(model, forward, layer, k) {
-  if (model.layers[layer]?.type !== 'softmax' || layer < 1) return null;
+export function scoreBefore(model, forward, layer, k) {
+  if (model.layers[layer]?.kind !== 'output' || layer < 1) return null;
   const out = forward.layers.find((l) => l.index === layer - 1)?.output;
   return out && k < out.data.length ? out.data[k] : null;
 }

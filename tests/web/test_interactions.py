@@ -70,8 +70,8 @@ def test_architecture_fields_follow_the_draft(page):
     page.wait_for_function(f"() => /parameters/.test(({SUMMARY})())")
     original = page.evaluate(SUMMARY)
     assert page.input_value(KERNEL3) == "5"
-    conv_doc = next(t["doc"] for t in api(page, "GET", "/layer-types") if t["type"] == "conv2d")
-    assert page.get_attribute('select[aria-label="Layer 3 type"]', "title") == conv_doc  # the doc as plain text
+    conv_doc = next(t["explanation"] for t in api(page, "GET", "/layer-types") if t["type"] == "conv2d")
+    assert page.get_attribute('select[aria-label="Layer 3 type"]', "title") == conv_doc  # the explanation as plain text
     # typing keeps the focus and the text (the row is not rebuilt under the cursor)
     page.fill(KERNEL3, "")
     page.type(KERNEL3, "9", delay=30)

@@ -9,6 +9,8 @@ import base64
 import numpy as np
 import pytest
 
+from engine.registry import REGISTRY
+
 pytestmark = pytest.mark.browser
 
 
@@ -44,7 +46,9 @@ def test_float16_and_float32_decoding_matches_numpy(page):
 
 def test_receptive_rectangles_follow_the_engine(page):
     # TinyVGG on 64x64: conv3 (size 3, jump 1, start 1), conv3 (5, 1, 2), pool2 (6, 2, 2.5), flatten, dense
-    layer = lambda t, shape, size, jump, start: {"type": t, "output_shape": shape, "receptive_field": {"size": size, "jump": jump, "start": start}}
+    kinds = {row.type: row.spec.kind for row in REGISTRY.values()}
+    layer = lambda t, shape, size, jump, start: {"type": t, "kind": kinds[t], "output_shape": shape, "parameters": 0,
+                                                 "receptive_field": {"size": size, "jump": jump, "start": start}}
     model = {"spec": {"input_shape": [3, 64, 64]}, "layers": [
         layer("conv2d", [10, 62, 62], 3, 1, 1), layer("conv2d", [10, 60, 60], 5, 1, 2), layer("maxpool2d", [10, 30, 30], 6, 2, 2.5),
         layer("flatten", [9000], 6, 2, 2.5), layer("dense", [8], 64, 0, 31.5)]}

@@ -15,7 +15,7 @@ import { fmt, fmtInt, fmtShape } from '../format.js';
 export function mount(root, ctx) {
   const { editor, boot } = ctx;
   const types = /** @type {any[]} */ (boot.layer_types || []);
-  const typeOptions = () => types.map((t) => h('option', { value: t.type, title: t.doc }, t.type));
+  const typeOptions = () => types.map((t) => h('option', { value: t.type, title: t.explanation }, t.title || t.type));
   const list = h('ol', { class: 'arch-list', 'aria-label': 'Layers' });
   const summary = h('p', { class: 'arch-summary', 'aria-live': 'polite' });
   const error = h('p', { class: 'arch-error-global', role: 'alert', hidden: true });
@@ -157,7 +157,7 @@ function focusSelector(el) {
  */
 function row(view, layer) {
   const t = view.types.find((x) => x.type === layer.type);
-  const type = h('select', { class: 'arch-type', dataset: { role: 'type' }, title: t?.doc }, view.typeOptions());
+  const type = h('select', { class: 'arch-type', dataset: { role: 'type' }, title: t?.explanation }, view.typeOptions());
   type.value = layer.type;
   const fields = (t?.fields || []).map((/** @type {any} */ f) => fieldInput(f));
   const btn = (/** @type {string} */ op, /** @type {string} */ text, /** @type {string} */ label) =>
@@ -203,26 +203,35 @@ function updateRow(li, layer, i, n) {
 }
 
 /**
- * A widget for one field, chosen from its annotation (its value and label are set by `updateRow`).
- * @param {{name: string, annotation: string, min?: number, max?: number, default?: any, required?: boolean}} f
+ * A field as the registry declares it: `kind` "int", "float" or "bool"; `min`/`max` inclusive;
+ * `choices`: words accepted besides a number; `nullable`: null (an empty box) means automatic.
+ * @typedef {{name: string, kind: 'int' | 'float' | 'bool', help?: string, required?: boolean, default?: any,
+ *   min?: number, max?: number, choices?: string[], nullable?: boolean}} FieldDecl
+ */
+
+/**
+ * A widget for one field, chosen from its declaration (its value and label are set by `updateRow`).
+ * @param {FieldDecl} f
  */
 function fieldInput(f) {
   const label = `${f.name.replace(/_/g, ' ')}`;
+  const choices = f.choices || [];
   let input;
-  if (f.annotation === 'bool') {
+  if (f.kind === 'bool') {
     input = h('input', { type: 'checkbox' });
-  } else if (f.annotation.includes('Literal')) {
-    input = h('input', { type: 'text', class: 'num-input', placeholder: 'n, same, valid' });
+  } else if (choices.length) {
+    input = h('input', { type: 'text', class: 'num-input', placeholder: [f.kind === 'int' ? 'n' : 'x', ...choices].join(', ') });
   } else {
     input = h('input', {
       type: 'number', class: 'num-input', min: f.min, max: f.max,
-      step: f.annotation.startsWith('float') ? 'any' : '1', placeholder: f.annotation.includes('None') ? 'auto' : '',
+      step: f.kind === 'float' ? 'any' : '1', placeholder: f.nullable ? 'auto' : '',
     });
   }
   input.dataset.field = f.name;
-  input.dataset.annotation = f.annotation;
+  if (choices.length) input.dataset.choices = choices.join(' ');
+  if (f.nullable) input.dataset.nullable = 'true';
   if (f.default !== undefined) input.dataset.default = JSON.stringify(f.default);
-  return h('label', { class: 'arch-field' }, h('span', {}, label), input);
+  return h('label', { class: 'arch-field', title: f.help || null }, h('span', {}, label), input);
 }
 
 /**
@@ -241,9 +250,10 @@ function onEdit(view, ev) {
   }
   const name = el.dataset.field;
   if (!name) return;
-  const ann = el.dataset.annotation || '';
+  const text = el.value.trim();
   if (el instanceof HTMLInputElement && el.type === 'checkbox') editor.setField(i, name, el.checked);
-  else if (el.value.trim() === '') editor.setField(i, name, ann.includes('None') ? null : undefined);
-  else if (ann.includes('Literal') && !/^-?\d+(\.\d+)?$/.test(el.value.trim())) editor.setField(i, name, el.value.trim());
-  else editor.setField(i, name, Number(el.value));
+  else if (text === '') editor.setField(i, name, el.dataset.nullable ? null : undefined);
+  // A word goes to the server as typed: one of the choices, or a typo it names in its answer.
+  else if (el.dataset.choices && !/^-?\d+(\.\d+)?$/.test(text)) editor.setField(i, name, text);
+  else editor.setField(i, name, Number(text));
 }

@@ -1,8 +1,10 @@
 // @ts-check
 /**
  * Layer and channel detail: the selected map enlarged (hover reads values and outlines the
- * receptive field on the input), beside the weights that produced it: a conv filter's slices per
- * input channel and its bias, or a dense unit's weights folded back onto the map they read.
+ * receptive field on the input), beside the weights that produced it: a filter's slices per input
+ * channel and its bias, or a vector unit's weights folded back onto the map they read, plus the
+ * per-channel numbers of layers that adjust the map after it (a normalizing layer's scale and shift).
+ * Everything is chosen by the layers' kinds and weight shapes, and the words come from the registry.
  */
 import { COLORMAPS } from '../colormap.js';
 import { drawMap, drawVector, unitAt } from '../canvas.js';
@@ -12,20 +14,7 @@ import { createLegend, updateLegend } from '../legend.js';
 import { scaleFor } from '../scale.js';
 import { crispSize, drawColourFilter, drawSlices, drawWeightVector, maxAbs } from '../slices.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
-import { flattenSource, preSoftmax, producingConv, producingDense, receptiveRect, shapeOf, unitValue } from '../units.js';
-
-const ABOUT = /** @type {Record<string, string>} */ ({
-  conv2d: 'Each output map is one filter slid over every input channel: a weighted sum of a small window, plus a bias.',
-  relu: 'ReLU keeps positive values and sets negative ones to zero.',
-  leaky_relu: 'Leaky ReLU keeps positive values and shrinks negative ones.',
-  maxpool2d: 'Max pooling keeps the largest value of each window: the map gets smaller, strong responses survive.',
-  avgpool2d: 'Average pooling keeps the mean of each window.',
-  global_avgpool2d: 'Global average pooling turns each map into one number, its mean.',
-  flatten: 'Flatten lines every value of every map up into one long vector.',
-  dense: 'Each unit is a weighted sum of every input value, plus a bias.',
-  softmax: 'Softmax turns scores into probabilities that add up to 1.',
-  dropout: 'Dropout zeroes random units while training; it does nothing when the network is used.',
-});
+import { adjustingLayers, filterLayers, flattenSource, producingConv, producingDense, receptiveRect, scoreBefore, shapeOf, unitValue } from '../units.js';
 
 /**
  * @param {HTMLElement} root
@@ -39,6 +28,7 @@ export function mount(root, ctx) {
   const stats = h('p', { class: 'detail-stats' });
   const wTitle = h('h3', { class: 'detail-title' }, 'Weights');
   const wNote = h('p', { class: 'detail-note' });
+  const adjust = h('p', { class: 'detail-note detail-adjust', hidden: true });
   const colour = h('canvas', { class: 'map', 'aria-label': 'The filter in colour' });
   const colourFig = h('figure', { class: 'slice slice-colour', hidden: true }, colour, h('figcaption', {}, 'in colour'));
   const slices = h('div', { class: 'slices' });
@@ -47,14 +37,14 @@ export function mount(root, ctx) {
   const empty = h('p', { class: 'empty' }, 'Click any map in the overview to see it here, next to the weights that made it.');
   const body = h('div', { class: 'detail' },
     h('section', { class: 'detail-map' }, title, h('div', { class: 'detail-stage' }, h('span', { class: 'detail-frame' }, canvas, mark)), legend, stats),
-    h('section', { class: 'detail-weights' }, wTitle, wNote, h('div', { class: 'slices-row' }, colourFig, slices), wLegend, about));
+    h('section', { class: 'detail-weights' }, wTitle, wNote, adjust, h('div', { class: 'slices-row' }, colourFig, slices), wLegend, about));
   root.append(empty, body);
   canvas.addEventListener('pointermove', (ev) => onMove(view, ev));
   canvas.addEventListener('pointerleave', () => {
     hideTooltip();
     ctx.actions.hover(null);
   });
-  const view = { root, ctx, title, canvas, mark, legend, stats, wTitle, wNote, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
+  const view = { root, ctx, title, canvas, mark, legend, stats, wTitle, wNote, adjust, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
   return view;
 }
 
@@ -74,7 +64,7 @@ export function render(view, state, changed) {
   const info = model.layers[sel.layer];
   const out = forward.layers.find((l) => l.index === sel.layer)?.output;
   if (!out) return;
-  setText(view.about, ABOUT[info.type] || (state.boot.layer_types || []).find((/** @type {any} */ t) => t.type === info.type)?.doc || '');
+  setText(view.about, (state.boot.layer_types || []).find((/** @type {any} */ t) => t.type === info.type)?.explanation || '');
   const stats = /** @type {import('../scale.js').Stats} */ (state.stats);
   if (out.shape.length === 4) {
     const [, , hh, ww] = out.shape;
@@ -106,11 +96,11 @@ export function render(view, state, changed) {
     view.mark.style.width = view.mark.style.height = `${cell}px`;
     updateLegend(view.legend, sc);
     const value = unitValue(out, sel.channel, -1, 0);
-    if (info.type === 'softmax') {
+    if (info.kind === 'output') {
       const cls = model.classes[sel.channel];
-      const score = preSoftmax(model, forward, sel.layer, sel.channel);
+      const score = scoreBefore(model, forward, sel.layer, sel.channel);
       setText(view.title, `${layerTitle(info)} ${info.index} · ${n} units · unit ${sel.channel}${cls !== undefined ? ` (${prettyClass(cls)})` : ''}`);
-      setText(view.stats, `probability ${fmtPct(value)}${score !== null ? ` · score before softmax ${fmt(score, 4)}` : ''}`);
+      setText(view.stats, `probability ${fmtPct(value)}${score !== null ? ` · score before ${layerTitle(info).toLowerCase()} ${fmt(score, 4)}` : ''}`);
     } else {
       setText(view.title, `${layerTitle(info)} ${info.index} · ${n} units · unit ${sel.channel}`);
       setText(view.stats, `unit ${sel.channel} = ${fmt(value, 4)}`);
@@ -129,22 +119,29 @@ function renderWeights(view, state, sel, info) {
   const model = /** @type {Record<string, any>} */ (state.model);
   const isMap = info.output_shape.length === 3;
   const src = isMap ? producingConv(model, sel.layer) : producingDense(model, sel.layer);
+  const adjusting = adjustingLayers(model, sel.layer);
+  /** @param {number} i */
+  const loaded = (i) => (state.filtersStep === model.step ? state.filters.get(i) : undefined);
+  const wanted = src === null ? adjusting : [src, ...adjusting];
+  const missing = wanted.filter((i) => !loaded(i));
+  const key = `${model.id}:${model.step}:${wanted.join(',')}`;
+  if (missing.length && view.requested !== key) {
+    view.requested = key;
+    view.ctx.actions.loadFilters(missing);
+  }
+  renderAdjusting(view, sel, adjusting.map((i) => ({ info: model.layers[i], f: loaded(i) })), isMap);
   view.colourFig.hidden = true;
   if (src === null) {
     setText(view.wTitle, 'Weights');
-    setText(view.wNote, isMap ? 'This map is not made by a filter.' : info.type === 'flatten' ? flattenNote(model, sel) : 'This unit has no weights of its own.');
+    const flat = info.kind === 'reshape' && flattenSource(model, sel.layer) === sel.layer - 1;
+    setText(view.wNote, isMap ? 'This map is not made by a filter.' : flat ? flattenNote(model, sel, info) : 'This unit has no weights of its own.');
     replaceChildren(view.slices);
     view.wLegend.hidden = true;
     return;
   }
-  const f = state.filtersStep === model.step ? state.filters.get(src) : undefined;
-  const key = `${model.id}:${model.step}:${src}`;
+  const f = loaded(src);
   setText(view.wTitle, isMap ? `Filter ${sel.channel} of ${layerTitle(model.layers[src])} ${src}` : `Weights into unit ${sel.channel} of ${layerTitle(model.layers[src])} ${src}`);
   if (!f) {
-    if (view.requested !== key) {
-      view.requested = key;
-      view.ctx.actions.loadFilters([src]);
-    }
     setText(view.wNote, 'Loading the weights…');
     return;
   }
@@ -166,7 +163,7 @@ function renderWeights(view, state, sel, info) {
     setText(view.wNote, `${c} input channel${c > 1 ? 's' : ''} × ${kh}×${kw}${bias}${via}`);
     const px = c > 16 ? 44 : crispSize(Math.max(kh, kw), 56, 84);
     drawSlices(view.slices, f.data, off, c, kh, kw, m, cmap, px, (i) => `in ${i}`);
-    if (c === 3 && src === model.layers.findIndex((/** @type {any} */ l) => l.type === 'conv2d')) {
+    if (c === 3 && src === filterLayers(model)[0]) {
       view.colourFig.hidden = false;
       drawColourFilter(view.colour, f.data, off, kh, kw, m, px);
     }
@@ -192,15 +189,43 @@ function renderWeights(view, state, sel, info) {
 }
 
 /**
+ * What a unit of a flattening layer is: one value of the map before it.
  * @param {Record<string, any>} model
  * @param {{layer: number, channel: number}} sel
+ * @param {any} info the flattening layer
  */
-function flattenNote(model, sel) {
-  const [c, hh, ww] = shapeOf(model, sel.layer - 1);
-  if (c === undefined || hh === undefined) return 'Flatten has no weights.';
+function flattenNote(model, sel, info) {
+  const [, hh, ww] = shapeOf(model, sel.layer - 1);
   const ch = Math.floor(sel.channel / (hh * ww));
   const pos = sel.channel % (hh * ww);
-  return `Flatten has no weights: unit ${sel.channel} is channel ${ch}, row ${Math.floor(pos / ww)}, column ${pos % ww} of the layer before.`;
+  return `${layerTitle(info)} has no weights: unit ${sel.channel} is channel ${ch}, row ${Math.floor(pos / ww)}, column ${pos % ww} of the layer before.`;
+}
+
+/**
+ * The learned numbers of channel `sel.channel` in layers that adjust the selected map after the
+ * layer that made it: one weight and one bias per channel (weights of rank 1), e.g. a normalizing
+ * layer's scale and shift. Layers whose weights have another shape are left out.
+ * @param {ReturnType<typeof mount>} view
+ * @param {{layer: number, channel: number}} sel
+ * @param {Array<{info: any, f: import('../state.js').Filters | undefined}>} layers
+ * @param {boolean} isMap
+ */
+function renderAdjusting(view, sel, layers, isMap) {
+  const c = sel.channel;
+  const what = isMap ? 'map' : 'unit';
+  const lines = layers.map(({ info, f }) => {
+    const name = `${layerTitle(info)} ${info.index}`;
+    if (!f) return `${name}: loading its weights…`;
+    if (f.error || f.shape.length !== 1 || c >= f.shape[0]) return '';
+    const scales = info.kind === 'normalize';
+    const w = `${scales ? 'scale' : 'weight'} w[${c}] = ${fmt(f.data[c], 4)}`;
+    const b = f.bias ? `, ${scales ? 'shift' : 'bias'} b[${c}] = ${fmt(f.bias[c], 4)}` : '';
+    return scales
+      ? `${name} rescales each ${what} with numbers it learned for it: ${w}${b}${f.bias ? ' (each value becomes w × normalized value + b)' : ''}.`
+      : `${name} has learned numbers for each ${what}: ${w}${b}.`;
+  }).filter(Boolean);
+  view.adjust.hidden = !lines.length;
+  setText(view.adjust, lines.join(' '));
 }
 
 /**

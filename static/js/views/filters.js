@@ -9,6 +9,7 @@ import { h, replaceChildren, setText } from '../dom.js';
 import { layerTitle } from '../format.js';
 import { createLegend, updateLegend } from '../legend.js';
 import { crispSize, drawColourFilter, drawSlices, maxAbs } from '../slices.js';
+import { filterLayers } from '../units.js';
 
 const REFRESH_MS = 1000;
 
@@ -47,7 +48,7 @@ export function mount(root, ctx) {
 export function render(view, state, changed) {
   const { model } = state;
   if (!model || state.tab !== 'filters') return;
-  const convs = model.layers.filter((/** @type {any} */ l) => l.type === 'conv2d').map((/** @type {any} */ l) => l.index);
+  const convs = filterLayers(model);
   const key = `${model.id}|${convs.join(',')}`;
   if (key !== view.key) {
     view.key = key;
@@ -100,7 +101,7 @@ function draw(view, state, f) {
   const [n, c, kh, kw] = f.shape;
   const m = maxAbs(f.data, 0, f.data.length);
   const cmap = COLORMAPS[state.colour.cmap]?.kind === 'diverging' ? state.colour.cmap : state.colour.diverging;
-  const colour = c === 3 && view.layer === model.layers.findIndex((/** @type {any} */ l) => l.type === 'conv2d');
+  const colour = c === 3 && view.layer === filterLayers(model)[0];
   const px = colour ? crispSize(Math.max(kh, kw), 64, 96) : crispSize(Math.max(kh, kw), c > 16 ? 36 : 44, c > 16 ? 48 : 64);
   setText(view.note, `${layerTitle(model.layers[view.layer])} ${view.layer}: ${n} filters, each ${c} channel${c > 1 ? 's' : ''} × ${kh}×${kw}, step ${model.step}.${colour ? ' Shown in colour (the channels are red, green, blue), then per channel.' : ''} Click a filter for its map.`);
   updateLegend(view.legend, { lo: -m, hi: m, cmap });

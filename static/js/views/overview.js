@@ -13,7 +13,7 @@ import { createProbs, markProb, probLines, updateProbs } from '../probs.js';
 import { markFrozen } from '../frozenmark.js';
 import { scaleFor } from '../scale.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
-import { preSoftmax, receptiveRect, unitValue } from '../units.js';
+import { receptiveRect, scoreBefore, unitValue } from '../units.js';
 
 const HEAD = 108; // column header + legend
 const NARROW_LEGEND = 96; // px: a column this narrow shows only its legend's min and max
@@ -112,7 +112,7 @@ function build(view, state) {
     const last = i === model.layers.length - 1;
     /** @type {import('../layout.js').ColumnSpec} */
     const spec = shape.length === 3 ? { kind: 'maps', c: shape[0], h: shape[1], w: shape[2] }
-      : last && info.type === 'softmax' ? { kind: 'probs', k: shape[0] } : { kind: 'vector', d: shape[0] };
+      : last && info.kind === 'output' ? { kind: 'probs', k: shape[0] } : { kind: 'vector', d: shape[0] };
     specs.push({ layer: i, spec, info });
   });
   if (specs[specs.length - 1].spec.kind !== 'probs') specs.push({ layer: model.layers.length, spec: { kind: 'probs', k: 0 }, info: null });
@@ -250,7 +250,7 @@ function markSelection(view, state) {
 const tilesOf = (col) => (col.probs ? Array.from(col.probs.querySelectorAll('.prob-btn')) : col.canvases);
 
 /**
- * The layer whose units the class rows stand for: the last (a softmax, or the scores before one).
+ * The layer whose units the class rows stand for: the last (an output layer, or the scores before one).
  * @param {View} view
  */
 const probLayer = (view) => (view.ctx.store.get().model?.layers.length ?? 0) - 1;
@@ -297,7 +297,7 @@ function onMove(view, ev) {
   let value;
   if (t.col.kind === 'probs') {
     value = state.forward.probabilities[t.channel] ?? 0;
-    lines = probLines(state.model.classes[t.channel] ?? String(t.channel), t.channel, title, value, preSoftmax(state.model, state.forward, t.layer, t.channel));
+    lines = probLines(state.model.classes[t.channel] ?? String(t.channel), t.channel, title, value, scoreBefore(state.model, state.forward, t.layer, t.channel));
   } else if (t.layer < 0) {
     const [, c, hh, ww] = state.forward.input.shape;
     const vals = Array.from({ length: c }, (_, k) => state.forward?.input.data[k * hh * ww + t.row * ww + t.x] ?? 0);
