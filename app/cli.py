@@ -25,7 +25,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _datasets(args: argparse.Namespace):
     from app.config import Settings
-    from app.services.datasets import DatasetStore
+    from app.stores import DatasetStore
 
     return DatasetStore(Settings(data_dir=_data_dir(args)))
 

@@ -10,9 +10,7 @@ from fastapi import Depends, Path, Request
 
 from app.concurrency import CpuLimiter
 from app.config import Settings
-from app.images import ImageStore
-from app.services.datasets import DatasetStore
-from app.store import ModelRecord, ModelStore
+from app.stores import DatasetStore, ImageStore, ModelRecord, ModelStore
 
 
 @dataclass

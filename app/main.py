@@ -20,7 +20,6 @@ from app.concurrency import CpuLimiter
 from app.config import Settings, get_settings
 from app.deps import AppState
 from app.errors import install_handlers
-from app.images import ImageStore
 from app.routes import (
     checkpoints,
     colormaps,
@@ -35,9 +34,8 @@ from app.routes import (
     train,
 )
 from app.security import BodyLimit, OriginCheck, SecurityHeaders, origin_keys
-from app.services.datasets import DatasetStore
 from app.services.live import LiveRegistry
-from app.store import ModelStore
+from app.stores import DatasetStore, ImageStore, ModelStore
 
 log = logging.getLogger("cnnvis")
 DESCRIPTION = """See inside a CNN while it works and learns.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from app.store import ModelRecord
+    from app.stores import ModelRecord
 
 MAX_SEED = 2**32 - 1
 Split = Literal["train", "test"]

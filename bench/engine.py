@@ -33,38 +33,6 @@ WORKLOADS = [
 ]
 
 
-def torch_model(model: Model):
-    """An equivalent torch.nn.Sequential with the engine's weights copied in (identical layouts)."""
-    import torch
-    from torch import nn
-
-    mods = []
-    for layer, info in zip(model.spec.layers, model.info):
-        t = layer.type
-        if t == "conv2d":
-            pad = layer.padding if layer.padding != "valid" else 0
-            mods.append(nn.Conv2d(info.input_shape[0], layer.filters, layer.kernel_size, layer.stride, pad, bias=layer.bias))
-        elif t == "relu":
-            mods.append(nn.ReLU())
-        elif t == "maxpool2d":
-            mods.append(nn.MaxPool2d(layer.pool_size, layer.stride or layer.pool_size, layer.padding))
-        elif t == "flatten":
-            mods.append(nn.Flatten())
-        elif t == "dense":
-            mods.append(nn.Linear(info.input_shape[0], layer.units, bias=layer.bias))
-        elif t == "softmax":
-            mods.append(nn.Softmax(dim=1))
-        else:
-            raise ValueError(f"bench has no torch twin for {t}")
-    net = nn.Sequential(*mods)
-    with torch.no_grad():
-        named = dict(net.named_parameters())
-        for name, arr in model.params.items():
-            _, i, kind = name.split(".")
-            named[f"{i}.{kind}"].copy_(torch.from_numpy(arr))
-    return net
-
-
 def _engine_fn(model: Model, x, y, kind: str, executor, threads: int):
     if kind == "forward":
         return lambda: model.forward(x, keep=True)
@@ -80,12 +48,12 @@ def _engine_fn(model: Model, x, y, kind: str, executor, threads: int):
     return step
 
 
-def _torch_fn(net, x, y, kind: str):
+def _torch_fn(twin, x, y, kind: str):
     import torch
 
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     if kind == "forward":
-        layers = list(net)
+        layers = list(twin.layers)
 
         def fwd():
             with torch.no_grad():
@@ -96,7 +64,7 @@ def _torch_fn(net, x, y, kind: str):
             return outs
 
         return fwd
-    body = torch.nn.Sequential(*list(net)[:-1])  # cross-entropy fused with the softmax, as in the engine
+    body = twin.layers[:-1].train()  # cross-entropy fused with the softmax, as in the engine
     opt = torch.optim.SGD(body.parameters(), lr=0.01, momentum=0.9)
 
     def step():
@@ -117,6 +85,8 @@ def run(rounds: int = 20, threads: tuple[int, ...] | None = None) -> dict:
     import torch
     from threadpoolctl import threadpool_limits
 
+    from bench.torch_twin import torch_twin
+
     threads = threads or tuple(sorted({1, os.cpu_count() or 1}))
     rng = np.random.default_rng(0)
     results = []
@@ -125,12 +95,12 @@ def run(rounds: int = 20, threads: tuple[int, ...] | None = None) -> dict:
         with ThreadPoolExecutor(n_threads) as executor:
             for name, spec, batch, kind in WORKLOADS:
                 model = Model.build(spec, seed=0)
-                net = torch_model(model)
+                twin = torch_twin(model)
                 x = rng.random((batch, *model.input_shape), dtype=np.float32)
                 y = rng.integers(0, model.output_shape[0], batch)
                 with threadpool_limits(limits=n_threads if kind == "forward" else 1, user_api="blas"):  # NumPy's BLAS only, never torch's OpenMP
                     e_ms, t_ms = paired_median_ms(_engine_fn(model, x, y, kind, executor, n_threads),
-                                                  _torch_fn(net, x, y, kind), rounds=rounds)
+                                                  _torch_fn(twin, x, y, kind), rounds=rounds)
                 results.append({"name": name, "threads": n_threads, "engine_ms": round(e_ms, 3), "torch_ms": round(t_ms, 3),
                                 "ratio": round(e_ms / t_ms, 3)})
     return {"torch": torch.__version__, "numpy": np.__version__, "cpus": os.cpu_count(), "workloads": results}

@@ -32,9 +32,6 @@ class Optimizer:
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
 
-    def hyperparameters(self) -> dict[str, float | bool]:
-        raise NotImplementedError
-
 
 class SGD(Optimizer):
     """``v = momentum * v + (g + wd * p)``; ``p -= lr * (g' + momentum * v if nesterov else v)``."""
@@ -59,9 +56,6 @@ class SGD(Optimizer):
                 v += g
             g = g + self.momentum * v if self.nesterov else v
         p -= p.dtype.type(self.lr) * g
-
-    def hyperparameters(self):
-        return {"learning_rate": self.lr, "momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
 
 class Adam(Optimizer):
@@ -91,9 +85,6 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - self.beta1**t)
         denom = np.sqrt(v) / math.sqrt(1 - self.beta2**t) + self.eps
         p -= (step_size * m / denom).astype(p.dtype, copy=False)
-
-    def hyperparameters(self):
-        return {"learning_rate": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
 
 
 def make_optimizer(name: str, *, learning_rate: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Optimizer:

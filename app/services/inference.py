@@ -16,7 +16,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.images import rgb_png
 from app.schemas import InputRef
 from app.services.training import finite
-from app.store import ModelRecord
+from app.stores import ModelRecord
 from engine import explain, pictures
 from engine.data.dataset import to_float
 from engine.losses import log_softmax

@@ -23,7 +23,7 @@ from app.errors import AppError, Conflict
 from app.schemas import LiveMessage
 from app.services import inference
 from app.services.training import apply_changes, evaluate, record_steps, trainer_for
-from app.store import ModelRecord
+from app.stores import ModelRecord
 
 log = logging.getLogger("cnnvis")
 PROGRESS_EVERY_S = 0.1

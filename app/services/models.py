@@ -11,7 +11,7 @@ from app.deps import AppState
 from app.errors import Conflict, Invalid
 from app.schemas import CreateModel, PatchModel, layer_json, model_json
 from app.services.training import apply_changes, record_event
-from app.store import ModelRecord, record_from_checkpoint
+from app.stores.models import ModelRecord, record_from_checkpoint
 from engine.checkpoint import CheckpointError, checkpoint_bytes
 from engine.model import Model
 from engine.presets import PRESETS, preset_spec

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.deps import AppState
 from app.errors import Conflict, Invalid
-from app.store import ModelRecord
+from app.stores import ModelRecord
 from engine.train import Hyperparameters, StepRecord, Trainer, evaluate_model
 
 

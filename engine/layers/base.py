@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 Shape = tuple[int, ...]
-Grads = dict[str, np.ndarray]
 
 
 class ShapeError(ValueError):

@@ -45,7 +45,7 @@ SMALL_SPEC = {
 @pytest.fixture(scope="session")
 def dataset_cache(tmp_path_factory) -> Path:
     """The tiny built-ins, generated once per test session."""
-    from app.services.datasets import DatasetStore
+    from app.stores import DatasetStore
 
     folder = tmp_path_factory.mktemp("datasets")
     store = DatasetStore(Settings(data_dir=folder.parent / "unused", builtin_sizes=SIZES))

@@ -1,9 +1,8 @@
 """Parity with PyTorch in float32: every layer type, whole networks, the losses and the optimizers.
 
-The engine's weights are copied into an equivalent ``torch.nn.Sequential`` (conv weight
-``[F, C, kh, kw]``, dense ``[out, in]``, flatten in C, H, W order: the same layouts, no transposes)
-and outputs, kept activations, losses, input gradients and parameter gradients are compared:
-max abs error <= 1e-4.
+The engine's weights are copied into its PyTorch twin (`bench.torch_twin`, the one the benchmark
+runs) and outputs, kept activations, losses, input gradients and parameter gradients are
+compared: max abs error <= 1e-4.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ torch = pytest.importorskip(
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
+from bench.torch_twin import torch_layer, torch_twin  # noqa: E402
 from engine.layers import build_layer  # noqa: E402
 from engine.model import Model  # noqa: E402
 from engine.optim import SGD, Adam  # noqa: E402
@@ -32,50 +32,6 @@ pytestmark = [
 ATOL = 1e-4
 
 
-class GlobalAvgPool(nn.Module):
-    def forward(self, x):
-        return x.mean(dim=(2, 3))
-
-
-def torch_layer(spec, in_shape: tuple[int, ...]) -> nn.Module:
-    """The PyTorch module equivalent to one engine layer spec on a per-example input shape."""
-    t = spec.type
-    if t == "conv2d":
-        return nn.Conv2d(in_shape[0], spec.filters, spec.kernel_size, stride=spec.stride, padding=spec.padding, bias=spec.bias)
-    if t == "dense":
-        return nn.Linear(in_shape[0], spec.units, bias=spec.bias)
-    if t == "maxpool2d":
-        return nn.MaxPool2d(spec.pool_size, stride=spec.stride or spec.pool_size, padding=spec.padding)
-    if t == "avgpool2d":
-        return nn.AvgPool2d(spec.pool_size, stride=spec.stride or spec.pool_size, padding=spec.padding, count_include_pad=True)
-    simple = {
-        "relu": lambda: nn.ReLU(),
-        "leaky_relu": lambda: nn.LeakyReLU(spec.alpha),
-        "sigmoid": lambda: nn.Sigmoid(),
-        "tanh": lambda: nn.Tanh(),
-        "global_avgpool2d": lambda: GlobalAvgPool(),
-        "dropout": lambda: nn.Dropout(spec.rate),
-        "flatten": lambda: nn.Flatten(),
-        "softmax": lambda: nn.Softmax(dim=1),
-    }
-    return simple[t]()
-
-
-def _copy_params(module: nn.Module, params: dict[str, np.ndarray]) -> None:
-    with torch.no_grad():
-        for name, arr in params.items():
-            getattr(module, name).copy_(torch.from_numpy(np.array(arr)))
-
-
-def torch_model(model: Model) -> nn.Sequential:
-    """An ``nn.Sequential`` with one module per engine layer, so ``layers.{i}.weight`` is ``seq[i].weight``."""
-    seq = nn.Sequential(*[torch_layer(s, info.input_shape) for s, info in zip(model.spec.layers, model.info)])
-    for i, layer in enumerate(model.layers):
-        _copy_params(seq[i], layer.params)
-    seq.eval()
-    return seq
-
-
 def _t(x: np.ndarray, grad: bool = False):
     return torch.tensor(np.array(x), requires_grad=grad)
 
@@ -86,6 +42,13 @@ def assert_close(engine: np.ndarray, reference, what: str, atol: float = ATOL) -
     err = float(np.abs(engine.astype(np.float64) - ref.astype(np.float64)).max(initial=0.0))
     assert err <= atol, f"{what}: max abs error {err:.3g} > {atol:g}"
 
+
+
+def assert_grads_close(grads: dict[str, np.ndarray], module) -> None:
+    """The engine's gradients have the module's parameter names and PyTorch's ``.grad`` values."""
+    assert set(grads) == {name for name, _ in module.named_parameters()}
+    for name, p in module.named_parameters():
+        assert_close(grads[name], p.grad, f"{name} gradient")
 
 # ---- every layer type ---------------------------------------------------------------------------
 
@@ -127,6 +90,8 @@ def test_layer_forward_and_backward_match_torch(spec_dict, in_shape):
     rng = np.random.default_rng(1)
     for p in layer.params.values():
         p[...] = rng.normal(size=p.shape).astype(np.float32)
+    for name, b in getattr(layer, "buffers", {}).items():  # running variances stay positive
+        b[...] = (rng.random(b.shape) + 0.5 if name.endswith("var") else rng.normal(size=b.shape)).astype(np.float32)
     n = 3
     x = rng.normal(size=(n, *in_shape)).astype(np.float32)  # public layout
     x_engine = np.ascontiguousarray(x.transpose(1, 0, 2, 3)) if x.ndim == 4 else x.copy()
@@ -137,17 +102,13 @@ def test_layer_forward_and_backward_match_torch(spec_dict, in_shape):
     dx, grads = layer.backward(dout, cache)
     dx_public = dx.transpose(1, 0, 2, 3) if dx.ndim == 4 else dx
 
-    module = torch_layer(spec, in_shape)
-    _copy_params(module, layer.params)
-    module.eval()
+    module = torch_layer(spec, in_shape, layer.params, getattr(layer, "buffers", {})).eval()
     xt = _t(x, grad=True)
     yt = module(xt)
     (yt * _t(proj)).sum().backward()
     assert_close(out_public, yt, "output")
     assert_close(dx_public, xt.grad, "input gradient")
-    assert set(grads) == {name for name, _ in module.named_parameters()}
-    for name, p in module.named_parameters():
-        assert_close(grads[name], p.grad, f"{name} gradient")
+    assert_grads_close(grads, module)
 
 
 # ---- whole networks -----------------------------------------------------------------------------
@@ -190,15 +151,15 @@ def network(request):
             p[...] = rng.normal(scale=0.1, size=p.shape).astype(np.float32)
     x = rng.random((n, *model.input_shape), dtype=np.float32)
     y = rng.integers(0, model.output_shape[0], size=n)
-    return model, torch_model(model), x, y
+    return model, torch_twin(model), x, y
 
 
 def test_network_activations_match_torch(network):
-    model, seq, x, _ = network
+    model, twin, x, _ = network
     res = model.forward(x, keep=True)
     h = _t(x)
     with torch.no_grad():
-        for i, module in enumerate(seq):
+        for i, module in enumerate(twin.layers):
             h = module(h)
             assert_close(res.activations[i], h, f"layer {i} ({model.spec.layers[i].type}) output")
     assert_close(res.output, h, "output")
@@ -210,44 +171,93 @@ def _train_mode(model: Model) -> bool:
 
 
 def test_network_cross_entropy_and_gradients_match_torch(network):
-    model, seq, x, y = network
+    model, twin, x, y = network
     res = model.loss_and_grads(x, y, loss="cross_entropy", train=_train_mode(model))
-    logits_net = seq[:-1] if model.ends_with_softmax else seq
-    seq.zero_grad()
+    logits_net = twin.layers[:-1] if model.ends_with_softmax else twin
+    twin.zero_grad()
     logits = logits_net(_t(x))
     loss = F.cross_entropy(logits, torch.from_numpy(y))
     loss.backward()
     assert abs(res.loss - loss.item()) <= ATOL
     assert_close(res.probabilities, torch.softmax(logits, dim=1), "probabilities")
-    assert set(res.grads) == {f"layers.{name}" for name, _ in seq.named_parameters()}
-    for name, p in seq.named_parameters():
-        assert_close(res.grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+    assert_grads_close(res.grads, twin)
 
 
 def test_network_mse_and_gradients_match_torch(network):
-    model, seq, x, y = network
+    model, twin, x, y = network
     res = model.loss_and_grads(x, y, loss="mse", train=_train_mode(model))
-    seq.zero_grad()
-    out = seq(_t(x))
+    twin.zero_grad()
+    out = twin(_t(x))
     target = F.one_hot(torch.from_numpy(y), out.shape[1]).to(out.dtype)
     loss = (0.5 * (target - out) ** 2).sum() / out.shape[0]
     loss.backward()
     assert abs(res.loss - loss.item()) <= ATOL
-    for name, p in seq.named_parameters():
-        assert_close(res.grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+    assert_grads_close(res.grads, twin)
 
 
 def test_network_input_gradient_matches_torch(network):
-    model, seq, x, _ = network
+    model, twin, x, _ = network
     res = model.forward(x)
     proj = np.random.default_rng(5).normal(size=res.output.shape).astype(np.float32)
     dx, grads = model.backward(proj, res.caches, need_dx=True)
-    seq.zero_grad()
+    twin.zero_grad()
     xt = _t(x, grad=True)
-    (seq(xt) * _t(proj)).sum().backward()
+    (twin(xt) * _t(proj)).sum().backward()
     assert_close(dx, xt.grad, "input gradient")
-    for name, p in seq.named_parameters():
-        assert_close(grads[f"layers.{name}"], p.grad, f"layers.{name} gradient")
+    assert_grads_close(grads, twin)
+
+
+# ---- the twin itself ----------------------------------------------------------------------------
+
+SMALL_NET = {
+    "version": 1,
+    "input_shape": [1, 8, 8],
+    "layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": 1}, {"type": "relu"}, {"type": "maxpool2d", "pool_size": 2},
+        {"type": "flatten"}, {"type": "dense", "units": 4}, {"type": "softmax"},
+    ],
+}  # fmt: skip
+
+
+def test_twin_state_dict_keys_are_the_engine_parameter_names():
+    model = Model.build(CONV_NET, seed=0)
+    twin = torch_twin(model)
+    assert list(twin.state_dict()) == list(model.params)
+    for name, value in twin.state_dict().items():
+        assert np.array_equal(value.numpy(), model.params[name]), name
+    assert not twin.training
+
+
+def test_twin_of_a_spec_has_the_engine_initial_weights_and_params_replace_them():
+    model = Model.build(SMALL_NET, seed=0)
+    x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        assert_close(model.forward(x).output, torch_twin(SMALL_NET)(_t(x)), "output", atol=1e-6)
+        new = {"layers.4.bias": np.arange(4, dtype=np.float32)}
+        twin = torch_twin(model, new)
+    assert np.array_equal(twin.state_dict()["layers.4.bias"].numpy(), new["layers.4.bias"])
+    assert np.array_equal(twin.state_dict()["layers.0.weight"].numpy(), model.params["layers.0.weight"])
+    with pytest.raises(KeyError, match="layers.9.weight"):
+        torch_twin(model, {"layers.9.weight": np.zeros(1, np.float32)})
+
+
+def test_twin_batchnorm_takes_weights_and_running_statistics():
+    """Evaluation-mode batch normalization: ``(x - running_mean) / sqrt(running_var + eps) * weight + bias``."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    spec = SimpleNamespace(type="batchnorm2d", eps=1e-3, momentum=0.2, affine=True)
+    params = {"weight": rng.normal(size=3).astype(np.float32), "bias": rng.normal(size=3).astype(np.float32)}
+    buffers = {"running_mean": rng.normal(size=3).astype(np.float32), "running_var": rng.random(3).astype(np.float32) + 0.5}
+    module = torch_layer(spec, (3, 4, 5), params, buffers).eval()
+    assert (module.eps, module.momentum, module.affine) == (1e-3, 0.2, True)
+    x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    c = (slice(None), None, None)
+    expected = (x - buffers["running_mean"][c]) / np.sqrt(buffers["running_var"][c] + 1e-3) * params["weight"][c] + params["bias"][c]
+    with torch.no_grad():
+        assert_close(expected, module(_t(x)), "batchnorm2d output", atol=1e-5)
+    assert set(torch_layer(SimpleNamespace(type="batchnorm2d", eps=1e-5, momentum=0.1, affine=False), (3, 4, 5)).state_dict()) == {
+        "running_mean", "running_var", "num_batches_tracked"}
 
 
 # ---- optimizers ---------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ Shipped models (``*.npz`` in the pretrained folder) are listed read-only under t
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from engine.checkpoint import (
     load_checkpoint,
 )
 from engine.fileio import atomic_write
+from engine.jsonio import dumps, read_json
 from engine.model import Model
 from engine.train import Hyperparameters
 
@@ -202,7 +202,7 @@ class ModelStore:
         """The files of a model as bytes; call while holding ``rec.lock``."""
         files = {
             "checkpoint.npz": checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta()),
-            "history.json": json.dumps(rec.history, separators=(",", ":")).encode(),
+            "history.json": dumps(rec.history).encode(),
         }
         opt = rec.trainer.optimizer_state() if rec.trainer is not None else rec.optimizer_state
         if opt:
@@ -230,10 +230,7 @@ class ModelStore:
 
 
 def _read_history(path: Path, step: int) -> dict[str, list]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return new_history()
+    data = read_json(path)
     if not isinstance(data, dict):
         return new_history()
     hist = new_history()
