@@ -73,10 +73,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.config import get_settings
-    from app.security import origin_keys
+    from app.security import host_allowlist, origin_keys
 
     os.environ["CNNVIS_DATA_DIR"] = str(_data_dir(args))
-    origin_keys(get_settings().allowed_origins)  # a bad setting fails here in one line, not inside uvicorn
+    settings = get_settings()
+    origin_keys(settings.allowed_origins)  # a bad setting fails here in one line, not inside uvicorn
+    host_allowlist(settings.allowed_hosts)
+    os.environ["CNNVIS_HOST"] = args.host  # the app accepts its bound address as a Host
     print(f"cnn-visualizer on http://{args.host}:{args.port}  (data: {os.environ['CNNVIS_DATA_DIR']})", file=sys.stderr)
     uvicorn.run("app.main:app", host=args.host, port=args.port, workers=1, log_level=args.log_level)
 

@@ -39,6 +39,10 @@ class Settings:
     import_root: Path | None = None  # default: DATA_DIR/imports
     # Origins besides the server's own Host that may change state (a reverse proxy's public URL).
     allowed_origins: tuple[str, ...] = ()
+    # Host names requests may give besides loopback ones, bind_host and the allowed origins' hosts
+    # (a proxy's or the LAN's name); "*" allows any, which is unsafe (DNS rebinding).
+    allowed_hosts: tuple[str, ...] = ()
+    bind_host: str | None = None  # the address `cnnvis serve --host` listens on (CNNVIS_HOST)
 
     @property
     def models_dir(self) -> Path:
@@ -68,6 +72,11 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
 
 
+def _list(name: str) -> tuple[str, ...]:
+    """A comma-separated environment variable as its non-empty, stripped entries."""
+    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
+
+
 def get_settings() -> Settings:
     """Settings from ``CNNVIS_*`` environment variables (unset ones keep their defaults)."""
     env = os.environ.get
@@ -82,5 +91,7 @@ def get_settings() -> Settings:
         max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
         warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
         import_root=Path(env("CNNVIS_IMPORT_DIR")) if env("CNNVIS_IMPORT_DIR") else None,
-        allowed_origins=tuple(o.strip() for o in env("CNNVIS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
+        allowed_origins=_list("CNNVIS_ALLOWED_ORIGINS"),
+        allowed_hosts=_list("CNNVIS_ALLOWED_HOSTS"),
+        bind_host=env("CNNVIS_HOST") or None,
     )

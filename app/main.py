@@ -33,7 +33,7 @@ from app.routes import (
     pictures,
     train,
 )
-from app.security import BodyLimit, OriginCheck, SecurityHeaders, origin_keys
+from app.security import BodyLimit, HostCheck, OriginCheck, SecurityHeaders, host_allowlist, origin_keys
 from app.services.live import LiveRegistry
 from app.stores import DatasetStore, ImageStore, ModelStore
 
@@ -106,10 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_archive_bytes if path in ARCHIVE_PATHS else settings.max_upload_bytes
 
     # Added innermost first: gzip (level 1: a float16 forward answer of ~540 KB goes out as ~270 KB in
-    # ~7 ms), the body cap, the origin check, and outermost the headers every answer carries.
+    # ~7 ms), the body cap, the origin check, the Host allowlist, and outermost the headers every answer carries.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(OriginCheck, allowed=origin_keys(settings.allowed_origins))
+    app.add_middleware(HostCheck, allowlist=host_allowlist(settings.allowed_hosts, settings.allowed_origins, settings.bind_host))
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+
+import warnings
 
 import anyio
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from starlette.websockets import WebSocketDisconnect
 
 from app.cli import main
+from app.config import get_settings
 from app.main import create_app
 from app.security import CSP
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, make_settings, open_client
+from tests.api.test_e2e import Server
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's import-time note about httpx2 (see conftest)
+    from starlette.testclient import WebSocketDenialResponse
 
 API = "/api/v1"
 
@@ -81,6 +91,141 @@ def test_bad_allowed_origins_are_refused_at_start(data_dir, pretrained_dir, tmp_
         main(["serve", "--data-dir", str(tmp_path), "--port", "1"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "ftp://files.example" in err and "Traceback" not in err
+
+
+EVIL = "evil.example:8000"  # a name an attacker points at 127.0.0.1 (DNS rebinding)
+LIVE = f"{API}/models/{SHIPPED_ID}/live"
+
+
+def host_status(c, host: str, path: str = f"{API}/health") -> int:
+    return c.get(path, headers={"host": host}).status_code
+
+
+def test_host_allowlist_refuses_dns_rebinding(data_dir, pretrained_dir):
+    """Another name for this machine, with a matching Origin, is refused on reads, writes and the
+    WebSocket (400 with a JSON detail naming the host and CNNVIS_ALLOWED_HOSTS); nothing is created."""
+    local, evil = {"host": "localhost:8000"}, {"host": EVIL, "origin": f"http://{EVIL}"}
+    with open_client(make_settings(data_dir, pretrained_dir, allowed_hosts=())) as c:
+        before = c.get(f"{API}/models", headers=local).json()
+        r = c.get(f"{API}/models", headers=evil)
+        assert r.status_code == 400 and r.headers["content-security-policy"] == CSP
+        assert "evil.example" in r.json()["detail"] and "CNNVIS_ALLOWED_HOSTS" in r.json()["detail"]
+        assert c.post(f"{API}/models", json={"preset": "tiny-vgg"}, headers=evil).status_code == 400
+        with pytest.raises(WebSocketDenialResponse) as denied, c.websocket_connect(LIVE, headers=evil):
+            pass
+        assert denied.value.status_code == 400 and "CNNVIS_ALLOWED_HOSTS" in denied.value.json()["detail"]
+        assert host_status(c, "testserver") == 400  # the default allows loopback names only
+        assert c.get(f"{API}/models", headers=local).json() == before
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "LOCALHOST.:8000", "127.0.0.1:8000", "127.9.8.7",
+                                  "[::1]:8000", "[::1]"])
+def test_loopback_hosts_pass(data_dir, pretrained_dir, host):
+    with open_client(make_settings(data_dir, pretrained_dir, allowed_hosts=())) as c:
+        assert host_status(c, host) == 200
+        r = c.post(f"{API}/models", json={"spec": SMALL_SPEC}, headers={"host": host, "origin": f"http://{host}"})
+        assert r.status_code == 201, r.text
+        with c.websocket_connect(LIVE, headers={"host": host, "origin": f"http://{host}"}) as ws:
+            assert ws.receive_json()["type"] == "state"
+
+
+def test_allowed_hosts_setting_bound_address_and_star(data_dir, pretrained_dir, monkeypatch):
+    """CNNVIS_ALLOWED_HOSTS adds names, the hosts of CNNVIS_ALLOWED_ORIGINS and a specific bound address
+    are allowed; bound to every address, the refusal says to list the LAN name; "*" allows any host."""
+    monkeypatch.setenv("CNNVIS_ALLOWED_HOSTS", " cnn.lan, 192.168.1.5:8000 ,")
+    monkeypatch.setenv("CNNVIS_HOST", "10.0.0.7")
+    env = get_settings()
+    assert env.allowed_hosts == ("cnn.lan", "192.168.1.5:8000") and env.bind_host == "10.0.0.7"
+    settings = make_settings(data_dir, pretrained_dir, allowed_hosts=env.allowed_hosts, bind_host=env.bind_host,
+                             allowed_origins=("https://cnn.example.org",))
+    with open_client(settings) as c:
+        for host in ("cnn.lan", "CNN.lan:9000", "192.168.1.5", "10.0.0.7:8000", "cnn.example.org"):
+            assert host_status(c, host) == 200, host
+        for host in ("other.lan", "cnn.lan.evil.example", "192.168.1.6", "cnn.lan@evil.example", "[cnn.lan]"):
+            assert host_status(c, host) == 400, host
+    with open_client(make_settings(data_dir, pretrained_dir, allowed_hosts=(), bind_host="0.0.0.0")) as c:
+        r = c.get(f"{API}/health", headers={"host": "192.168.1.5:8000"})
+        assert r.status_code == 400 and "every address" in r.json()["detail"]
+    with open_client(make_settings(data_dir, pretrained_dir, allowed_hosts=("*",))) as c:  # unsafe: no check
+        assert host_status(c, EVIL) == 200
+        assert c.post(f"{API}/models", json={"spec": SMALL_SPEC}, headers={"host": EVIL, "origin": f"http://{EVIL}"}).status_code == 201
+
+
+def test_bad_allowed_hosts_are_refused_at_start(data_dir, pretrained_dir, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError, match="http://cnn.lan"):
+        create_app(make_settings(data_dir, pretrained_dir, allowed_hosts=("http://cnn.lan",)))
+    monkeypatch.setenv("CNNVIS_ALLOWED_HOSTS", "ok.lan, bad/host")
+    monkeypatch.delenv("CNNVIS_HOST", raising=False)
+    monkeypatch.setenv("CNNVIS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--data-dir", str(tmp_path), "--port", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "bad/host" in err and "Traceback" not in err
+
+
+def test_origin_scheme_must_match(client):
+    """https://testserver is another origin than http://testserver (and the other way round)."""
+    def post(url: str, origin: str) -> int:
+        return client.post(url, json={"spec": SMALL_SPEC}, headers={"origin": origin}).status_code
+
+    r = client.post(f"{API}/models", json={"spec": SMALL_SPEC}, headers={"origin": "https://testserver"})
+    assert r.status_code == 403 and "http://testserver" in r.json()["detail"]
+    assert post(f"https://testserver{API}/models", "https://testserver") == 201  # scope scheme https (TLS or a proxy)
+    assert post(f"https://testserver{API}/models", "http://testserver") == 403
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(LIVE, headers={"origin": "https://testserver"}):
+        pass
+    assert closed.value.code == 4403
+    with client.websocket_connect(f"wss://testserver{LIVE}", headers={"origin": "https://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "state"
+
+
+def run_asgi(app, scope: dict) -> list[dict]:
+    sent = []
+
+    async def receive():
+        return {"type": "websocket.connect"} if scope["type"] == "websocket" else {"type": "http.request", "body": b""}
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(app, {"asgi": {"version": "3.0"}, "scheme": "http", "root_path": "", "query_string": b"",
+                    "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "state": {}, **scope}, receive, send)
+    return sent
+
+
+def test_missing_host_is_refused(client):
+    """An HTTP/1.0 request without Host gets 400; a WebSocket handshake on a server without the
+    ``websocket.http.response`` extension is closed before accept (the server answers 403)."""
+    sent = run_asgi(client.app, {"type": "http", "http_version": "1.0", "method": "GET", "path": f"{API}/health",
+                                 "raw_path": f"{API}/health".encode(), "headers": []})
+    assert sent[0]["status"] == 400 and b"no Host header" in sent[1]["body"]
+    sent = run_asgi(client.app, {"type": "websocket", "path": LIVE, "raw_path": LIVE.encode(), "subprotocols": [],
+                                 "headers": [(b"host", EVIL.encode())]})
+    assert [m["type"] for m in sent] == ["websocket.close"]
+
+
+def raw_status(port: int, request: str) -> str:
+    """The status line a real server answers ``request`` (raw bytes, Host as written) with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request.encode())
+        return s.makefile("rb").readline().decode().strip()
+
+
+def test_real_server_checks_the_host(data_dir, pretrained_dir):
+    srv = Server(data_dir, pretrained_dir)
+    srv.start()
+    try:
+        get = "GET /api/v1/health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n"
+        upgrade = ("GET /api/v1/models/{}/live HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert raw_status(srv.port, get.format(f"localhost:{srv.port}")).endswith("200 OK")
+        assert " 400 " in raw_status(srv.port, get.format(f"evil.example:{srv.port}"))
+        assert " 400 " in raw_status(srv.port, "GET /api/v1/health HTTP/1.0\r\n\r\n")
+        assert " 400 " in raw_status(srv.port, upgrade.format(SHIPPED_ID, f"evil.example:{srv.port}"))
+        assert " 101 " in raw_status(srv.port, upgrade.format(SHIPPED_ID, f"127.0.0.1:{srv.port}"))
+    finally:
+        srv.stop()
 
 
 def test_error_shapes(client):
