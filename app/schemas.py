@@ -140,7 +140,7 @@ class LiveMessage(HyperparameterChanges):
 def layer_json(model: Any, info: Any) -> dict[str, Any]:
     rf = info.receptive_field
     return {
-        "index": info.index, "type": info.type, "name": info.name, "input_shape": list(info.input_shape),
+        "index": info.index, "type": info.type, "title": info.title, "kind": info.kind, "name": info.name, "input_shape": list(info.input_shape),
         "output_shape": list(info.output_shape), "parameters": info.parameters, "macs": info.macs,
         "receptive_field": {"size": rf.size, "jump": rf.jump, "start": rf.start},
         "trainable": model.trainable(info.index),

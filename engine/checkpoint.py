@@ -44,7 +44,7 @@ def checkpoint_bytes(model: Model, *, classes: list[str], step: int, meta: dict[
         "step": np.array(int(step), dtype=np.int64),
         "meta": np.array(json.dumps({"frozen": sorted(model.frozen), **(meta or {})})),
     }
-    arrays.update({name: np.ascontiguousarray(p, dtype=np.float32) for name, p in model.params.items()})
+    arrays.update({name: np.ascontiguousarray(p, dtype=np.float32) for name, p in model.state().items()})
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
@@ -92,7 +92,7 @@ def load_checkpoint(source: str | Path | bytes | IO[bytes], *, max_parameters: i
         if not np.isfinite(arr).all():
             raise CheckpointError(f"{name}: contains NaN or infinity")
     try:
-        model.load_params(params)
+        model.load_state(params)
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     classes = [str(c) for c in np.atleast_1d(data["classes"]).tolist()]

@@ -10,14 +10,15 @@ import copy
 import math
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from engine import losses, ops
-from engine.layers import Layer, ReceptiveField, ShapeError, build_layer
+from engine.layers import Layer, ReceptiveField, ShapeError
 from engine.layers.fused import fuse
+from engine.registry import build_layer, weight_count
 from engine.specs import ModelSpec, SpecError, parse_spec
 
 # A micro-batch's largest layer output, at most: each layer then works on arrays that fit the
@@ -35,6 +36,8 @@ class LayerInfo:
 
     index: int
     type: str
+    title: str
+    kind: str
     name: str
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
@@ -54,9 +57,13 @@ class ForwardResult:
 
 @dataclass
 class LossResult:
+    """``buffers``: new values of buffers (running statistics) the batch produced, by name; the
+    caller applies them with `Model.apply_buffers` once the step is taken."""
+
     loss: float
     probabilities: np.ndarray  # (N, K)
     grads: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Model:
@@ -70,6 +77,9 @@ class Model:
         self.frozen: set[int] = set()
         self.params: dict[str, np.ndarray] = {
             f"layers.{i}.{name}": arr for i, layer in enumerate(layers) for name, arr in layer.params.items()
+        }
+        self.buffers: dict[str, np.ndarray] = {
+            f"layers.{i}.{name}": arr for i, layer in enumerate(layers) for name, arr in layer.buffers.items()
         }
         # (start, stop, unit) runs over the layers: one layer each, or fused pairs where no one reads
         # between them (training, batched prediction; see engine.layers.fused)
@@ -94,7 +104,7 @@ class Model:
         total_params = total_values = 0
         for i, lspec in enumerate(spec.layers):
             if max_parameters is not None:
-                total_params += _weight_count(lspec, shape)
+                total_params += weight_count(lspec, shape)
                 if total_params > max_parameters:
                     raise SpecError(f"layer {i} ({lspec.type}): the network would have over {max_parameters:,} parameters; make it smaller", i)
             try:
@@ -111,6 +121,8 @@ class Model:
                 LayerInfo(
                     index=i,
                     type=lspec.type,
+                    title=lspec.title,
+                    kind=lspec.kind,
                     name=f"{lspec.type}_{counts[lspec.type]}",
                     input_shape=shape,
                     output_shape=tuple(out_shape),
@@ -253,7 +265,7 @@ class Model:
         n = len(x)
         shards = max(1, min(int(shards), n))
         parts = min(n, max(shards, -(-n // self.micro_batch_size())))
-        if parts == 1:
+        if parts == 1 or (train and self.whole_batch):
             return self._loss_and_grads(x, y, loss, train, rng)
         bounds = np.linspace(0, n, parts + 1).round().astype(int)
         rngs = rng.spawn(parts) if rng is not None else [None] * parts
@@ -281,7 +293,16 @@ class Model:
             probs = res.output
             value, dout = losses.mean_squared_error(res.output, y)
         _, grads = self._backward_units(units, res.caches, dout, need_dx=False)
-        return LossResult(loss=value, probabilities=probs, grads=grads)
+        buffers = {}
+        if train:
+            for (start, _, unit), cache in zip(units, res.caches):
+                buffers.update({f"layers.{start}.{k}": v for k, v in unit.updated_buffers(cache).items()})
+        return LossResult(loss=value, probabilities=probs, grads=grads, buffers=buffers)
+
+    @property
+    def whole_batch(self) -> bool:
+        """Some layer trains on statistics of the whole batch, so training never splits a batch."""
+        return any(layer.whole_batch for layer in self.layers)
 
     def micro_batch_size(self) -> int:
         """Images per micro-batch: their largest layer output within `MICRO_BATCH_BYTES`, unless
@@ -305,23 +326,25 @@ class Model:
         """An independent copy (weights and frozen set)."""
         return copy.deepcopy(self)
 
-    def load_params(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Copy ``arrays`` into the parameters in place, after checking names and shapes match exactly."""
-        missing = sorted(set(self.params) - set(arrays))
-        extra = sorted(set(arrays) - set(self.params))
+    def state(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers by name: everything a checkpoint holds of the network."""
+        return {**self.params, **self.buffers}
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Copy ``arrays`` (parameters and buffers, as `state`) into the model in place, after checking
+        that names and shapes match exactly."""
+        own = self.state()
+        missing = sorted(set(own) - set(arrays))
+        extra = sorted(set(arrays) - set(own))
         if missing or extra:
             raise ValueError(f"parameters do not match the spec: missing {missing}, unexpected {extra}")
         for name, arr in arrays.items():
-            if tuple(arr.shape) != self.params[name].shape:
-                raise ValueError(f"{name}: shape {tuple(arr.shape)} does not match the spec's {self.params[name].shape}")
+            if tuple(arr.shape) != own[name].shape:
+                raise ValueError(f"{name}: shape {tuple(arr.shape)} does not match the spec's {own[name].shape}")
         for name, arr in arrays.items():
-            self.params[name][...] = arr
+            own[name][...] = arr
 
-
-def _weight_count(lspec: Any, in_shape: tuple[int, ...]) -> int:
-    """Weights a layer would allocate on ``in_shape`` (counted before allocating them)."""
-    if lspec.type == "conv2d":
-        return lspec.filters * (in_shape[0] * lspec.kernel_size**2 + int(lspec.bias))
-    if lspec.type == "dense" and len(in_shape) == 1:  # a misplaced dense layer gets its shape error instead
-        return lspec.units * (in_shape[0] + int(lspec.bias))
-    return 0
+    def apply_buffers(self, updates: Mapping[str, np.ndarray]) -> None:
+        """Write new buffer values (`LossResult.buffers`) in place."""
+        for name, arr in updates.items():
+            self.buffers[name][...] = arr

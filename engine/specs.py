@@ -32,8 +32,53 @@ class SpecError(ValueError):
         self.layer_index = layer_index
 
 
+Shape = tuple[int, ...]
+KINDS = ("weighted", "normalize", "elementwise", "window", "reshape", "output")
+
+
 @dataclass(frozen=True)
-class Conv2D:
+class Field:
+    """One field of a layer type, declared for the parser, the API and the page's editor.
+
+    ``kind``: "int", "float" or "bool"; ``min``/``max``: inclusive bounds for numbers; ``choices``:
+    strings accepted besides a number (``padding: "same"``); ``nullable``: None means "automatic".
+    """
+
+    name: str
+    kind: Literal["int", "float", "bool"]
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    help: str = ""
+
+
+class LayerFacts:
+    """What a layer type *is*, declared on its spec class and read by every other part of the product.
+
+    ``title`` (short, for columns), ``kind`` (one of `KINDS`: how the page treats its units),
+    ``explanation`` (one plain sentence for a learner), ``fields`` (see `Field`), ``parameters`` and
+    ``buffers`` (the array names it may hold; `param_shapes`/`buffer_shapes` give their shapes).
+    """
+
+    title: ClassVar[str]
+    kind: ClassVar[str]
+    explanation: ClassVar[str]
+    fields: ClassVar[tuple[Field, ...]] = ()
+    parameters: ClassVar[tuple[str, ...]] = ()
+    buffers: ClassVar[tuple[str, ...]] = ()
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """Learned arrays on a per-example input shape, in PyTorch layouts (none by default)."""
+        return {}
+
+    def buffer_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        """State that is not learned by gradient (running statistics), by name (none by default)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Conv2D(LayerFacts):
     """2-D convolution. ``padding``: pixels on every side, ``"valid"`` (0) or ``"same"`` (stride 1 only)."""
 
     filters: int
@@ -42,108 +87,182 @@ class Conv2D:
     padding: int | Literal["same", "valid"] = 0
     bias: bool = True
     type: Literal["conv2d"] = "conv2d"
-    ranges: ClassVar[dict] = {"filters": (1, MAX_FILTERS), "kernel_size": (1, 15), "stride": (1, 8), "padding": (0, 16)}
+
+    title: ClassVar[str] = "Conv"
+    kind: ClassVar[str] = "weighted"
+    explanation: ClassVar[str] = ("Each output map is one filter slid over every input channel: "
+                                  "a weighted sum of a small window, plus a bias.")
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("filters", "int", 1, MAX_FILTERS, help="how many filters, so how many output maps"),
+        Field("kernel_size", "int", 1, 15, help="side of each filter's square window"),
+        Field("stride", "int", 1, 8, help="how far the window moves between positions"),
+        Field("padding", "int", 0, 16, choices=("same", "valid"), help="zeros added around the input"),
+        Field("bias", "bool", help="add a learned constant to each map"),
+    )
+    parameters: ClassVar[tuple[str, ...]] = ("weight", "bias")
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        k = self.kernel_size
+        shapes: dict[str, Shape] = {"weight": (self.filters, in_shape[0], k, k)}
+        return shapes | ({"bias": (self.filters,)} if self.bias else {})
 
 
 @dataclass(frozen=True)
-class ReLU:
+class ReLU(LayerFacts):
     """max(x, 0): keeps positive evidence, zeroes the rest."""
 
     type: Literal["relu"] = "relu"
 
+    title: ClassVar[str] = "ReLU"
+    kind: ClassVar[str] = "elementwise"
+    explanation: ClassVar[str] = "ReLU keeps positive values and sets negative ones to zero."
+
 
 @dataclass(frozen=True)
-class LeakyReLU:
+class LeakyReLU(LayerFacts):
     """x if x > 0 else alpha * x: a small slope for negatives, so units never go silent."""
 
     alpha: float = 0.01
     type: Literal["leaky_relu"] = "leaky_relu"
-    ranges: ClassVar[dict] = {"alpha": (0.0, 1.0)}
+
+    title: ClassVar[str] = "Leaky ReLU"
+    kind: ClassVar[str] = "elementwise"
+    explanation: ClassVar[str] = "Leaky ReLU keeps positive values and shrinks negative ones by a small factor."
+    fields: ClassVar[tuple[Field, ...]] = (Field("alpha", "float", 0.0, 1.0, help="slope for negative values"),)
 
 
 @dataclass(frozen=True)
-class Sigmoid:
+class Sigmoid(LayerFacts):
     """1 / (1 + exp(-x)): squashes to (0, 1)."""
 
     type: Literal["sigmoid"] = "sigmoid"
 
+    title: ClassVar[str] = "Sigmoid"
+    kind: ClassVar[str] = "elementwise"
+    explanation: ClassVar[str] = "Sigmoid squashes every value into the range 0 to 1."
+
 
 @dataclass(frozen=True)
-class Tanh:
+class Tanh(LayerFacts):
     """tanh(x): squashes to (-1, 1), centred on 0."""
 
     type: Literal["tanh"] = "tanh"
 
+    title: ClassVar[str] = "Tanh"
+    kind: ClassVar[str] = "elementwise"
+    explanation: ClassVar[str] = "Tanh squashes every value into the range -1 to 1, keeping its sign."
+
+
+_POOL_FIELDS = (
+    Field("pool_size", "int", 1, 16, help="side of each square window"),
+    Field("stride", "int", 1, 16, nullable=True, help="how far the window moves (empty: the pool size)"),
+    Field("padding", "int", 0, 8, help="border added around the input"),
+)
+
 
 @dataclass(frozen=True)
-class MaxPool2D:
+class MaxPool2D(LayerFacts):
     """Max pooling; ``stride`` defaults to ``pool_size``; padding (at most pool_size // 2) pads with -inf."""
 
     pool_size: int
     stride: int | None = None
     padding: int = 0
     type: Literal["maxpool2d"] = "maxpool2d"
-    ranges: ClassVar[dict] = {"pool_size": (1, 16), "stride": (1, 16), "padding": (0, 8)}
+
+    title: ClassVar[str] = "Max pool"
+    kind: ClassVar[str] = "window"
+    explanation: ClassVar[str] = ("Max pooling keeps the largest value of each window: "
+                                  "the map gets smaller, strong responses survive.")
+    fields: ClassVar[tuple[Field, ...]] = _POOL_FIELDS
 
 
 @dataclass(frozen=True)
-class AvgPool2D:
+class AvgPool2D(LayerFacts):
     """Average pooling; zero padding counts in the average (PyTorch's ``count_include_pad=True``)."""
 
     pool_size: int
     stride: int | None = None
     padding: int = 0
     type: Literal["avgpool2d"] = "avgpool2d"
-    ranges: ClassVar[dict] = MaxPool2D.ranges
+
+    title: ClassVar[str] = "Avg pool"
+    kind: ClassVar[str] = "window"
+    explanation: ClassVar[str] = "Average pooling keeps the mean of each window: the map gets smaller and smoother."
+    fields: ClassVar[tuple[Field, ...]] = _POOL_FIELDS
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool2D:
+class GlobalAvgPool2D(LayerFacts):
     """Mean over H and W: ``(C, H, W) -> (C,)``."""
 
     type: Literal["global_avgpool2d"] = "global_avgpool2d"
 
+    title: ClassVar[str] = "Global avg"
+    kind: ClassVar[str] = "reshape"
+    explanation: ClassVar[str] = "Global average pooling turns each map into one number, its mean."
+
 
 @dataclass(frozen=True)
-class Dropout:
+class Dropout(LayerFacts):
     """Inverted dropout: zero with probability ``rate`` and scale by 1/(1-rate) in training; identity in evaluation."""
 
     rate: float = 0.5
     type: Literal["dropout"] = "dropout"
-    ranges: ClassVar[dict] = {"rate": (0.0, 0.95)}
+
+    title: ClassVar[str] = "Dropout"
+    kind: ClassVar[str] = "elementwise"
+    explanation: ClassVar[str] = "Dropout zeroes random units while training; it does nothing when the network is used."
+    fields: ClassVar[tuple[Field, ...]] = (Field("rate", "float", 0.0, 0.95, help="share of units zeroed in training"),)
 
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(LayerFacts):
     """``(C, H, W) -> (C*H*W,)`` in C, H, W order (as PyTorch's ``flatten(1)``)."""
 
     type: Literal["flatten"] = "flatten"
 
+    title: ClassVar[str] = "Flatten"
+    kind: ClassVar[str] = "reshape"
+    explanation: ClassVar[str] = "Flatten lines every value of every map up into one long vector."
+
 
 @dataclass(frozen=True)
-class Dense:
+class Dense(LayerFacts):
     """Fully connected: every output unit weighs every input value (weight: [units, inputs])."""
 
     units: int
     bias: bool = True
     type: Literal["dense"] = "dense"
-    ranges: ClassVar[dict] = {"units": (1, MAX_UNITS)}
+
+    title: ClassVar[str] = "Dense"
+    kind: ClassVar[str] = "weighted"
+    explanation: ClassVar[str] = "Each unit is a weighted sum of every input value, plus a bias."
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("units", "int", 1, MAX_UNITS, help="how many outputs"),
+        Field("bias", "bool", help="add a learned constant to each unit"),
+    )
+    parameters: ClassVar[tuple[str, ...]] = ("weight", "bias")
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        if len(in_shape) != 1:  # a misplaced dense layer gets its shape error from the layer
+            return {}
+        return {"weight": (self.units, in_shape[0])} | ({"bias": (self.units,)} if self.bias else {})
 
 
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(LayerFacts):
     """Softmax over the feature axis; fused with cross-entropy in training."""
 
     type: Literal["softmax"] = "softmax"
+
+    title: ClassVar[str] = "Softmax"
+    kind: ClassVar[str] = "output"
+    explanation: ClassVar[str] = "Softmax turns scores into probabilities that add up to 1."
 
 
 LayerSpec = Union[
     Conv2D, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense, Softmax
 ]
-LAYER_TYPES: dict[str, type] = {
-    cls.type: cls  # type: ignore[attr-defined]
-    for cls in (Conv2D, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense, Softmax)
-}
 
 
 @dataclass(frozen=True)
@@ -159,55 +278,56 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_field(where: str, name: str, value: Any, annotation: str, ranges: dict, index: int | None) -> Any:
-    """Validate one field against its annotation string and optional (lo, hi) range."""
-    allowed_str = [s for s in ("same", "valid") if f"'{s}'" in annotation or f'"{s}"' in annotation]
-    if isinstance(value, str) and allowed_str:
-        if value not in allowed_str:
-            raise SpecError(f"{where}: {name} must be an integer or one of {allowed_str}, got {value!r}", index)
+def _check_field(where: str, f: Field, value: Any, index: int | None) -> Any:
+    """Validate one value against its declared `Field`; raises `SpecError` saying what is allowed."""
+    if isinstance(value, str) and f.choices:
+        if value not in f.choices:
+            what = "an integer" if f.kind == "int" else "a number"
+            raise SpecError(f"{where}: {f.name} must be {what} or one of {list(f.choices)}, got {value!r}", index)
         return value
-    if annotation.startswith("bool"):
+    if value is None and f.nullable:
+        return None
+    if f.kind == "bool":
         if not isinstance(value, bool):
-            raise SpecError(f"{where}: {name} must be true or false, got {value!r}", index)
+            raise SpecError(f"{where}: {f.name} must be true or false, got {value!r}", index)
         return value
-    if annotation.startswith("int"):
-        if value is None and "None" in annotation:
-            return None
-        if not _is_int(value):
-            raise SpecError(f"{where}: {name} must be an integer, got {value!r}", index)
-    elif annotation.startswith("float"):
+    if f.kind == "int" and not _is_int(value):
+        raise SpecError(f"{where}: {f.name} must be an integer, got {value!r}", index)
+    if f.kind == "float":
         if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
-            raise SpecError(f"{where}: {name} must be a finite number, got {value!r}", index)
+            raise SpecError(f"{where}: {f.name} must be a finite number, got {value!r}", index)
         value = float(value)
-    lo, hi = ranges.get(name, (0, None))
-    if value < lo or (hi is not None and value > hi):
-        upper = f" and at most {hi}" if hi is not None else ""
-        raise SpecError(f"{where}: {name} must be at least {lo}{upper}, got {value}", index)
+    lo = 0 if f.min is None else f.min
+    if value < lo or (f.max is not None and value > f.max):
+        upper = f" and at most {f.max}" if f.max is not None else ""
+        raise SpecError(f"{where}: {f.name} must be at least {lo}{upper}, got {value}", index)
     return value
 
 
 def parse_layer(obj: Any, index: int | None = None) -> LayerSpec:
     """Build one layer spec from its JSON dict; raises `SpecError` naming the layer."""
+    from engine.registry import REGISTRY  # the registry pairs these specs with their layers
+
     where = f"layer {index}" if index is not None else "layer"
     if not isinstance(obj, Mapping):
         raise SpecError(f"{where}: expected an object with a 'type', got {type(obj).__name__}", index)
     kind = obj.get("type")
-    if kind not in LAYER_TYPES:
-        raise SpecError(f"{where}: unknown type {kind!r}; known types: {', '.join(LAYER_TYPES)}", index)
-    cls = LAYER_TYPES[kind]
+    if not isinstance(kind, str) or kind not in REGISTRY:
+        raise SpecError(f"{where}: unknown type {kind!r}; known types: {', '.join(REGISTRY)}", index)
+    cls = REGISTRY[kind].spec
     where = f"{where} ({kind})"
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "type"}
-    unknown = sorted(set(obj) - set(fields) - {"type"})
+    declared = {f.name: f for f in cls.fields}
+    unknown = sorted(set(obj) - set(declared) - {"type"})
     if unknown:
-        raise SpecError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(fields)}", index)
-    ranges = getattr(cls, "ranges", {})
+        raise SpecError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(declared)}", index)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     kwargs = {}
-    for name, f in fields.items():
+    for name, f in declared.items():
         if name not in obj:
-            if f.default is dataclasses.MISSING:
+            if defaults[name] is dataclasses.MISSING:
                 raise SpecError(f"{where}: missing required field {name!r}", index)
             continue
-        kwargs[name] = _check_field(where, name, obj[name], str(f.type), ranges, index)
+        kwargs[name] = _check_field(where, f, obj[name], index)
     return cls(**kwargs)
 
 
@@ -251,24 +371,3 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
         "input_shape": list(spec.input_shape),
         "layers": [layer_to_dict(layer) for layer in spec.layers],
     }
-
-
-def layer_schema() -> list[dict[str, Any]]:
-    """Every layer type with its fields, defaults and ranges: the page builds its editor from this."""
-    out = []
-    for kind, cls in LAYER_TYPES.items():
-        ranges = getattr(cls, "ranges", {})
-        fields = []
-        for f in dataclasses.fields(cls):
-            if f.name == "type":
-                continue
-            entry: dict[str, Any] = {"name": f.name, "annotation": str(f.type)}
-            if f.default is not dataclasses.MISSING:
-                entry["default"] = f.default
-            else:
-                entry["required"] = True
-            if f.name in ranges:
-                entry["min"], entry["max"] = ranges[f.name]
-            fields.append(entry)
-        out.append({"type": kind, "doc": " ".join((cls.__doc__ or "").replace("``", "").split()), "fields": fields})
-    return out

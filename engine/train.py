@@ -211,6 +211,7 @@ class Trainer:
         res = self.model.loss_and_grads(x, y, loss=self.hp.loss, train=True, rng=self._rng(2),
                                         shards=self.shards(len(y)), executor=self._executor)
         self.optimizer.step(self.model.params, res.grads)
+        self.model.apply_buffers(res.buffers)
         self.step += 1
         self.examples_seen += len(y)
         return StepRecord(

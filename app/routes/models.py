@@ -8,7 +8,7 @@ from app.deps import Record, State
 from app.schemas import CreateModel, PatchModel, ResetRequest, SpecRequest, model_json
 from app.services import models as service
 from engine.presets import PRESETS
-from engine.specs import layer_schema
+from engine.registry import layer_types as layer_type_facts
 
 router = APIRouter(tags=["models"])
 
@@ -19,9 +19,10 @@ def presets() -> list[dict]:
              "learning_rate": p.learning_rate} for p in PRESETS.values()]
 
 
-@router.get("/layer-types", summary="Every layer type with its fields, defaults and ranges")
+@router.get("/layer-types", summary="Every layer type: title, kind, a one-sentence explanation, its fields "
+            "(kind, default or required, min, max, choices), and the parameters and buffers it may hold")
 def layer_types() -> list[dict]:
-    return layer_schema()
+    return layer_type_facts()
 
 
 @router.post("/specs/validate", summary="Check a spec: its layers' shapes, or {valid: false, detail, layer_index} naming the bad layer")
@@ -50,7 +51,10 @@ def patch_model(body: PatchModel, rec: Record, state: State) -> dict:
     return service.patch(state, rec, body)
 
 
-@router.delete("/models/{model_id}", status_code=204, summary="Delete a model and its files")
+@router.delete("/models/{model_id}", status_code=204, summary="Delete a model and its files", description=(
+    "Answers 204 at once, also while the model trains live: that training stops first, unsaved, and once the "
+    'model is gone its WebSocket `/api/v1/models/{id}/live` is closed with code **4410**, reason `"model deleted"` '
+    "(do not reconnect). A shipped, read-only model is 409."))
 def delete_model(rec: Record, state: State) -> Response:
     service.delete(state, rec)
     return Response(status_code=204)

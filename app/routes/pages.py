@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from app.deps import State
 from app.routes.colormaps import colormap_table
 from engine.presets import PRESETS
-from engine.specs import layer_schema
+from engine.registry import layer_types as layer_type_facts
 
 router = APIRouter(include_in_schema=False)
 FALLBACK = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CNN visualizer</title></head>
@@ -25,7 +25,7 @@ def bootstrap_json(state) -> str:
     data = {
         "api_base": "/api/v1",
         "default_model_id": default.id if default else None,
-        "layer_types": layer_schema(),
+        "layer_types": layer_type_facts(),
         "presets": [{"name": p.name, "title": p.title, "description": p.description, "default_dataset": p.default_dataset,
                      "learning_rate": p.learning_rate} for p in PRESETS.values()],
         "datasets": [state.datasets.summary(n) for n in state.datasets.names()],

@@ -101,26 +101,30 @@ def explain_map(state: AppState, rec: ModelRecord, x: np.ndarray, method: str, t
             "map": encode_tensor(np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0))}
 
 
-def layer_weights(rec: ModelRecord, index: int, kinds: tuple[str, ...] = ("conv2d", "dense")) -> tuple[np.ndarray, np.ndarray | None]:
-    """Layer ``index``'s weights (conv ``(F, C, kh, kw)``, dense ``(units, D)``) and bias, as copies.
+def layer_weights(rec: ModelRecord, index: int, *, picture: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Layer ``index``'s weight and bias as copies, in PyTorch layouts (conv ``(F, C, kh, kw)``, dense
+    ``(units, D)``, per-channel ``(C,)``); which layers have them is the registry's word.
 
-    404 for a missing layer, 422 for a layer of another kind.
+    404 for a missing layer, 422 for a layer without weights (or, with ``picture``, without 4-D filters).
     """
-    n = len(rec.model.layers)
+    model = rec.model
+    n = len(model.layers)
     if not 0 <= index < n:
         raise NotFound(f"layer {index} does not exist; this model has layers 0 to {n - 1}")
-    info = rec.model.info[index]
-    if info.type not in kinds:
-        if info.type in ("conv2d", "dense"):
-            raise Invalid(f"layer {index} ({info.type}): only conv2d filters are drawn as a picture; "
-                          f"GET .../layers/{index}/filters returns its weights as numbers")
-        raise Invalid(f"layer {index} ({info.type}) has no weights; choose a {' or '.join(kinds)} layer")
-    bias = rec.model.params.get(f"layers.{index}.bias")
-    return rec.model.params[f"layers.{index}.weight"].copy(), (None if bias is None else bias.copy())
+    info = model.info[index]
+    weight = model.params.get(f"layers.{index}.weight")
+    if weight is None:
+        with_weights = [i for i in range(n) if f"layers.{i}.weight" in model.params]
+        raise Invalid(f"layer {index} ({info.type}) has no weights; layers with weights: {with_weights}")
+    if picture and weight.ndim != 4:
+        raise Invalid(f"layer {index} ({info.type}): only convolution filters are drawn as a picture; "
+                      f"GET .../layers/{index}/filters returns its weights as numbers")
+    bias = model.params.get(f"layers.{index}.bias")
+    return weight.copy(), (None if bias is None else bias.copy())
 
 
 def filters(state: AppState, rec: ModelRecord, index: int, dtype: str = "float32") -> dict[str, Any]:
-    """Weights of a conv (``[F, C, kh, kw]``) or dense (``[units, D]``) layer, with its bias (or null)."""
+    """Weights of a layer that has them (conv ``[F, C, kh, kw]``, dense ``[units, D]``, per-channel ``[C]``), with its bias (or null)."""
     with rec.lock.hold(state.settings.lock_wait_s):
         (w, b), step = layer_weights(rec, index), rec.step
     bias = None if b is None else encode_tensor(b, dtype)
@@ -129,7 +133,7 @@ def filters(state: AppState, rec: ModelRecord, index: int, dtype: str = "float32
 
 def filters_png(state: AppState, rec: ModelRecord, index: int, cmap: str = "auto") -> bytes:
     with rec.lock.hold(state.settings.lock_wait_s):
-        w, _ = layer_weights(rec, index, kinds=("conv2d",))
+        w, _ = layer_weights(rec, index, picture=True)
         first = rec.model.info[index].input_shape == tuple(rec.model.input_shape)
     return rgb_png(pictures.filter_grid(w, rgb=first and w.shape[1] == 3, cmap=cmap))
 

@@ -31,15 +31,23 @@ class ReceptiveField:
 
 
 class Layer:
-    """Base class: a parameter-free, shape-preserving layer unless a subclass says otherwise."""
+    """Base class: a parameter-free, shape-preserving layer unless a subclass says otherwise.
+
+    ``params`` are learned (the optimizer updates them); ``buffers`` are state kept beside them
+    (running statistics), never seen by an optimizer. ``whole_batch``: the layer's training output
+    depends on the whole batch (batch statistics), so training must not split the batch.
+    """
 
     spec: Any
     params: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+    whole_batch: bool = False
 
-    def __init__(self, spec: Any, in_shape: Shape):
+    def __init__(self, spec: Any, in_shape: Shape, rng: np.random.Generator | None = None, dtype=np.float32):
         self.spec = spec
         self.in_shape = tuple(in_shape)
         self.params = {}
+        self.buffers = {}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)
@@ -57,6 +65,14 @@ class Layer:
     def receptive_field(self, rf: ReceptiveField, in_shape: Shape) -> ReceptiveField:
         """Receptive field of this layer's units given that of its input's units."""
         return rf
+
+    def updated_buffers(self, cache: Any) -> dict[str, np.ndarray]:
+        """New buffer values after a training forward pass that returned ``cache`` (none by default).
+
+        Returned rather than written, so forward passes never change the layer; the trainer applies
+        them after the step (`engine.model.Model.apply_buffers`).
+        """
+        return {}
 
 
 def require_spatial(in_shape: Shape, what: str) -> tuple[int, int, int]:

@@ -39,6 +39,10 @@ class ReLUMaxPool:
         pool_cache, out = cache
         return self.pool.backward(dout * (out > 0), pool_cache)
 
+    def updated_buffers(self, cache) -> dict:
+        """Neither half keeps buffers."""
+        return {}
+
 
 def fuse(layers: list[Layer]) -> list[tuple[int, int, object]]:
     """``(start, stop, unit)`` covering ``layers`` in order: ``unit`` computes ``layers[start:stop]``."""

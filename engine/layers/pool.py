@@ -19,7 +19,7 @@ from engine.layers.base import (
 class _WindowPool(Layer):
     """Shared geometry of max and average pooling: window ``pool_size``, ``stride``, symmetric ``padding``."""
 
-    def __init__(self, spec, in_shape: Shape):
+    def __init__(self, spec, in_shape: Shape, rng=None, dtype=np.float32):
         super().__init__(spec, in_shape)
         self.k = spec.pool_size
         self.s = spec.stride if spec.stride is not None else spec.pool_size
@@ -124,7 +124,7 @@ class AvgPool2DLayer(_WindowPool):
 class GlobalAvgPool2DLayer(Layer):
     """``x: (C, N, H, W) -> out: (N, C)``, the mean of each map (NIN's classifier head)."""
 
-    def __init__(self, spec, in_shape: Shape):
+    def __init__(self, spec, in_shape: Shape, rng=None, dtype=np.float32):
         super().__init__(spec, in_shape)
         self.output_shape(in_shape)
 

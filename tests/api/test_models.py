@@ -15,6 +15,10 @@ def test_presets_and_layer_types(client):
     assert {t["type"] for t in types} >= {"conv2d", "dense", "maxpool2d", "softmax"}
     conv = next(t for t in types if t["type"] == "conv2d")
     assert any(f["name"] == "filters" and f.get("required") for f in conv["fields"])
+    assert conv["title"] == "Conv" and conv["kind"] == "weighted" and conv["parameters"] == ["weight", "bias"]
+    assert conv["explanation"].endswith(".")
+    model = client.get(f"{API}/models/{SHIPPED_ID}").json()  # every layer says what it is, from the same registry
+    assert [(layer["title"], layer["kind"]) for layer in model["layers"][:2]] == [("Conv", "weighted"), ("ReLU", "elementwise")]
 
 
 def test_validate_spec_ok_and_errors(client):

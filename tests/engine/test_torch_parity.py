@@ -17,11 +17,12 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from bench.torch_twin import torch_layer, torch_twin  # noqa: E402
-from engine.layers import build_layer  # noqa: E402
+from engine.registry import build_layer  # noqa: E402
 from engine.model import Model  # noqa: E402
 from engine.optim import SGD, Adam  # noqa: E402
 from engine.presets import preset_spec  # noqa: E402
-from engine.specs import LAYER_TYPES, parse_layer  # noqa: E402
+from engine.registry import REGISTRY as LAYER_TYPES  # noqa: E402
+from engine.specs import parse_layer  # noqa: E402
 
 pytestmark = [
     pytest.mark.torch,

@@ -113,7 +113,7 @@ def test_rebuilt_trainer_continues_identically(pause_after):
     first.train(2)  # the old trainer keeps going; it must not disturb the saved state
 
     model = Model.build(NET, seed=123)  # different initial weights, overwritten by the saved ones
-    model.load_params(saved_weights)
+    model.load_state(saved_weights)
     resumed = Trainer(model, ds, saved_hp, **saved)
     resumed.load_optimizer_state(saved_state)
     for changes in steps[pause_after:]:
