@@ -23,6 +23,13 @@ def tiny_vgg(input_shape, num_classes) -> list[dict]:
     return [*block, *block, {"type": "flatten"}, {"type": "dense", "units": num_classes}, {"type": "softmax"}]
 
 
+def tiny_vgg_bn(input_shape, num_classes) -> list[dict]:
+    """TinyVGG with batch normalization between each convolution and its relu."""
+    norm = {"type": "batchnorm2d"}
+    block = [_conv(10, 3), norm, _RELU, _conv(10, 3), norm, _RELU, _POOL]
+    return [*block, *block, {"type": "flatten"}, {"type": "dense", "units": num_classes}, {"type": "softmax"}]
+
+
 def lenet5(input_shape, num_classes) -> list[dict]:
     """LeNet-5 with ReLU and max pooling: conv5x5(6, pad 2), pool, conv5x5(16), pool, dense 120, 84, classes."""
     return [
@@ -70,6 +77,8 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("tiny-vgg", "TinyVGG", "CNN Explainer's network: two blocks of two 3x3 convolutions and a max pool.", tiny_vgg, "shapes", 0.01),
+        Preset("tiny-vgg-bn", "TinyVGG + batch norm", "TinyVGG with batch normalization between each convolution "
+               "and its relu.", tiny_vgg_bn, "shapes", 0.01),
         Preset("lenet5", "LeNet-5", "LeCun's digit reader: 5x5 convolutions, pooling, three dense layers.", lenet5, "digits", 0.05),
         Preset("nin", "Network in Network", "1x1 convolutions and global average pooling instead of dense layers.", nin, "shapes", 0.01),
         Preset("mlp", "Multi-layer perceptron", "No convolutions: the baseline that shows why convolutions matter.", mlp, "digits", 0.05),

@@ -18,11 +18,13 @@ from engine.layers.base import Layer, Shape
 from engine.layers.conv import Conv2DLayer
 from engine.layers.dense import DenseLayer, FlattenLayer
 from engine.layers.dropout import DropoutLayer
+from engine.layers.norm import BatchNorm2DLayer
 from engine.layers.pool import AvgPool2DLayer, GlobalAvgPool2DLayer, MaxPool2DLayer
 from engine.layers.softmax import SoftmaxLayer
 from engine.specs import (
     KINDS,
     AvgPool2D,
+    BatchNorm2D,
     Conv2D,
     Dense,
     Dropout,
@@ -65,6 +67,7 @@ REGISTRY: dict[str, LayerType] = {
         LayerType(Flatten, FlattenLayer),
         LayerType(Dense, DenseLayer),
         LayerType(Softmax, SoftmaxLayer),
+        LayerType(BatchNorm2D, BatchNorm2DLayer),
     )
 }
 

@@ -260,8 +260,42 @@ class Softmax(LayerFacts):
     explanation: ClassVar[str] = "Softmax turns scores into probabilities that add up to 1."
 
 
+@dataclass(frozen=True)
+class BatchNorm2D(LayerFacts):
+    """Batch normalization of each channel: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+
+    Training uses the batch's mean and (biased) variance over N, H, W and moves the running
+    statistics toward them by ``momentum`` (the variance unbiased); evaluation uses the running ones.
+    Ref: Ioffe and Szegedy 2015; PyTorch ``nn.BatchNorm2d``.
+    """
+
+    momentum: float = 0.1
+    eps: float = 1e-5
+    affine: bool = True
+    type: Literal["batchnorm2d"] = "batchnorm2d"
+
+    title: ClassVar[str] = "Batch norm"
+    kind: ClassVar[str] = "normalize"
+    explanation: ClassVar[str] = ("Batch normalization brings each map to a steady mean and spread, "
+                                  "then scales and shifts it by two learned numbers per channel.")
+    fields: ClassVar[tuple[Field, ...]] = (
+        Field("momentum", "float", 0.0, 1.0, help="how fast the running mean and variance follow new batches"),
+        Field("eps", "float", 1e-10, 1.0, help="a small number added to the variance before dividing"),
+        Field("affine", "bool", help="learn a scale and a shift per channel"),
+    )
+    parameters: ClassVar[tuple[str, ...]] = ("weight", "bias")
+    buffers: ClassVar[tuple[str, ...]] = ("running_mean", "running_var")
+
+    def param_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        return {"weight": (in_shape[0],), "bias": (in_shape[0],)} if self.affine and len(in_shape) == 3 else {}
+
+    def buffer_shapes(self, in_shape: Shape) -> dict[str, Shape]:
+        return {"running_mean": (in_shape[0],), "running_var": (in_shape[0],)} if len(in_shape) == 3 else {}
+
+
 LayerSpec = Union[
-    Conv2D, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense, Softmax
+    Conv2D, ReLU, LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense, Softmax,
+    BatchNorm2D,
 ]
 
 

@@ -101,6 +101,10 @@ CASES: list[Case] = [
     Case({"type": "dense", "units": 6}, (1,), n=4),
     Case({"type": "softmax"}, (5,), n=3),
     Case({"type": "softmax"}, (2,)),
+    Case({"type": "batchnorm2d"}, (3, 4, 5), train=True),
+    Case({"type": "batchnorm2d", "momentum": 0.3, "eps": 1e-3}, (2, 3, 3), train=True, n=3),
+    Case({"type": "batchnorm2d", "affine": False}, (2, 4, 3), train=True),
+    Case({"type": "batchnorm2d"}, (3, 4, 5), train=False),
 ]
 
 DROPOUT_SEED = 11

@@ -26,6 +26,7 @@ SAMPLES = {
     "flatten": ({"type": "flatten"}, (2, 4, 4)),
     "dense": ({"type": "dense", "units": 4}, (6,)),
     "softmax": ({"type": "softmax"}, (6,)),
+    "batchnorm2d": ({"type": "batchnorm2d"}, (3, 4, 4)),
 }
 
 
@@ -47,11 +48,11 @@ def test_declared_arrays_are_the_ones_the_layer_holds(name):
 
 def test_the_weight_limit_counts_from_the_registry_before_allocating():
     spec = {"input_shape": [3, 8, 8], "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3},
-                                                 {"type": "flatten"}, {"type": "dense", "units": 2}]}
-    total = 4 * 3 * 9 + 4 + 2 * 144 + 2
+                                                 {"type": "batchnorm2d"}, {"type": "flatten"}, {"type": "dense", "units": 2}]}
+    total = 4 * 3 * 9 + 4 + 2 * 4 + 2 * 144 + 2
     assert Model.build(spec).num_parameters == total
     Model.build(spec, max_parameters=total)
-    with pytest.raises(SpecError, match="layer 2 \\(dense\\): the network would have over"):
+    with pytest.raises(SpecError, match="layer 3 \\(dense\\): the network would have over"):
         Model.build(spec, max_parameters=total - 1)
 
 
@@ -69,12 +70,16 @@ def test_published_facts():
                        "choices": ["same", "valid"]}
     stride = next(f for f in facts["maxpool2d"]["fields"] if f["name"] == "stride")
     assert stride["nullable"] is True and stride["default"] is None
+    assert facts["batchnorm2d"]["buffers"] == ["running_mean", "running_var"]
+    assert facts["batchnorm2d"]["kind"] == "normalize"
     assert facts["relu"]["parameters"] == [] and facts["dense"]["parameters"] == ["weight", "bias"]
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"type": "maxpool2d", "pool_size": 2, "stride": "auto"}, "stride must be an integer"),
     ({"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "full"}, "padding must be an integer or one of ['same', 'valid']"),
+    ({"type": "batchnorm2d", "eps": 0}, "eps must be at least 1e-10"),
+    ({"type": "batchnorm2d", "affine": 1}, "affine must be true or false"),
     ({"type": ["conv2d"]}, "unknown type"),
 ])
 def test_fields_are_checked_from_their_declarations(bad, message):

@@ -72,6 +72,8 @@ LAYER_CASES = [
     ({"type": "avgpool2d", "pool_size": 3, "stride": 2, "padding": 1}, (3, 7, 10)),
     ({"type": "avgpool2d", "pool_size": 3, "stride": 3}, (2, 8, 7)),
     ({"type": "global_avgpool2d"}, (5, 6, 7)),
+    ({"type": "batchnorm2d"}, (3, 5, 6)),  # evaluation: the running statistics in both
+    ({"type": "batchnorm2d", "momentum": 0.3, "eps": 1e-3, "affine": False}, (2, 4, 5)),
     ({"type": "dropout", "rate": 0.5}, (3, 4, 5)),  # evaluation: the identity in both
     ({"type": "flatten"}, (3, 4, 5)),
     ({"type": "dense", "units": 7}, (12,)),
