@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.jsonio import dumps
 
 CSP = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
@@ -40,7 +41,7 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 async def send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None,
                     kind: str = "http") -> None:
     """A ``{"detail": ...}`` answer; ``kind="websocket"`` sends it as a handshake's denial response."""
-    body = json.dumps({"detail": detail}).encode()
+    body = dumps({"detail": detail}).encode()
     prefix = "websocket.http" if kind == "websocket" else "http"
     await send({
         "type": f"{prefix}.response.start",

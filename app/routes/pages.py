@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.deps import State
 from app.routes.colormaps import colormap_table
+from engine.jsonio import dumps
 from engine.presets import PRESETS
 from engine.registry import layer_types as layer_type_facts
 
@@ -32,7 +31,7 @@ def bootstrap_json(state) -> str:
         "limits": {"max_upload_bytes": state.settings.max_upload_bytes, "max_image_side": state.settings.max_image_side},
         "colormaps": colormap_table(),
     }
-    text = json.dumps(data, allow_nan=False)
+    text = dumps(data)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
