@@ -3,17 +3,20 @@
 Services raise `AppError` (or one of the named subclasses); the handlers registered by
 `install_handlers` turn it, FastAPI's validation errors and Starlette's HTTP errors into JSON.
 The validation handler never echoes the input (a NaN in the input would make it unserialisable).
+Anything else is a 500 ``{"detail": "internal error <id>; it was logged"}``, the id also in the log line.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("cnnvis")
 
@@ -98,6 +101,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     detail = exc.detail
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's "error parsing the body"
+        detail = "the JSON body is nested too deeply to parse; send a model spec as an object with a flat list of layers"
+        return JSONResponse(error_body(detail), status_code=422)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such resource: {request.url.path} (see /docs for the API)"
     elif exc.status_code == 405:
@@ -105,13 +111,49 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse(error_body(str(detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """Log ``exc`` under a fresh id and answer a 500 that repeats the id (never the exception's text)."""
+    error_id = secrets.token_hex(4)
+    log.error("internal error %s on %s %s", error_id, method, path, exc_info=exc)
+    return JSONResponse(error_body(f"internal error {error_id}; it was logged"), status_code=500)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("internal error; the server log has the details"), status_code=500)
+    return internal_error(request.method, request.url.path, exc)
+
+
+class CatchUnexpected:
+    """ASGI middleware: an unexpected error in a route becomes `internal_error`'s 500, here.
+
+    Starlette's outermost catch-all answers too but then re-raises, and uvicorn closes the connection
+    when an app raises; answering here keeps a keep-alive connection usable for the next request.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:  # half an answer is out; nothing sensible can follow it
+                raise
+            await internal_error(scope.get("method", ""), scope.get("path", ""), exc)(scope, receive, send)
 
 
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # errors in the outer middleware
+    app.add_middleware(CatchUnexpected)  # added first, so innermost: the security headers still wrap its 500s

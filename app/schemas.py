@@ -5,7 +5,7 @@ whose errors name the layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from app.stores import ModelRecord
 
 MAX_SEED = 2**32 - 1
+MAX_INT = 2**53 - 1  # the page's numbers are JavaScript doubles: larger integers are not exact there
+LayerIndex = Annotated[int, Field(ge=0, le=10_000)]
 Split = Literal["train", "test"]
 
 
@@ -53,9 +55,10 @@ class ExplainRequest(InputRef):
 
 
 class HyperparameterChanges(Strict):
-    """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them)."""
+    """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them),
+    integers first kept below ``MAX_INT`` here."""
 
-    batch_size: int | None = None
+    batch_size: int | None = Field(None, le=MAX_INT)
     learning_rate: float | None = None
     optimizer: Literal["sgd", "adam"] | None = None
     momentum: float | None = None
@@ -99,7 +102,7 @@ class CreateModel(Strict):
 class PatchModel(Strict):
     name: str | None = Field(None, min_length=1, max_length=100)
     training: HyperparameterChanges | None = None
-    frozen: list[int] | None = Field(None, max_length=1024, description="indices of the layers to freeze; [] unfreezes all")
+    frozen: list[LayerIndex] | None = Field(None, max_length=1024, description="indices of the layers to freeze; [] unfreezes all")
     dataset: str | None = Field(None, max_length=64, description="another dataset with the same input shape and classes count")
 
 
@@ -133,7 +136,7 @@ class LiveMessage(HyperparameterChanges):
     pin: InputRef | None = None
     activations_every_ms: int | None = Field(None, ge=100, le=600_000)
     dtype: Literal["float32", "float16"] | None = None
-    layers: list[int] | None = Field(None, max_length=1024)
+    layers: list[LayerIndex] | None = Field(None, max_length=1024)
 
 
 # ---- responses -------------------------------------------------------------------------------

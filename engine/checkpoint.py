@@ -16,12 +16,14 @@ from typing import IO, Any
 
 import numpy as np
 
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write, check_npz
 from engine.model import Model
 from engine.specs import SpecError, parse_spec, spec_to_dict
 
 _RESERVED = {"spec", "classes", "step", "meta"}
 MAX_CHECKPOINT_ARRAYS = 256
+MAX_CHECKPOINT_BYTES = 2**31  # all arrays together, as declared in their headers (checked before reading)
+MAX_STEP = 2**53 - 1  # the browser's numbers are doubles
 
 
 class CheckpointError(ValueError):
@@ -59,7 +61,8 @@ def load_checkpoint(source: str | Path | bytes | IO[bytes], *, max_parameters: i
                     max_values: int | None = None) -> Checkpoint:
     """Load and validate: the spec must parse, and every array's name and shape must match it.
 
-    ``max_parameters`` / ``max_values`` refuse (before allocating) a spec too big to hold, as `Model.build`.
+    ``max_parameters`` / ``max_values`` refuse (before allocating) a spec too big to hold, as `Model.build`;
+    ``max_parameters`` also caps the bytes the arrays may declare (headers are checked before any data is read).
     """
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
@@ -67,7 +70,9 @@ def load_checkpoint(source: str | Path | bytes | IO[bytes], *, max_parameters: i
         raise CheckpointError("not a .npz checkpoint (a .npz file is a zip archive of .npy arrays)")
     if hasattr(source, "seek"):
         source.seek(0)
+    max_bytes = MAX_CHECKPOINT_BYTES if max_parameters is None else min(MAX_CHECKPOINT_BYTES, 4 * max_parameters + 2**24)
     try:
+        check_npz(source, max_bytes=max_bytes)
         with np.load(source, allow_pickle=False) as npz:
             names = list(npz.files)
             if len(names) > MAX_CHECKPOINT_ARRAYS:
@@ -104,6 +109,6 @@ def load_checkpoint(source: str | Path | bytes | IO[bytes], *, max_parameters: i
     except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as e:
         raise CheckpointError(f"checkpoint meta is invalid: {e}") from None
     step = data["step"]
-    if step.shape != () or step.dtype.kind not in "iu" or int(step) < 0:
-        raise CheckpointError("step must be a non-negative integer scalar")
+    if step.shape != () or step.dtype.kind not in "iu" or not 0 <= int(step) <= MAX_STEP:
+        raise CheckpointError(f"step must be a non-negative integer scalar, at most {MAX_STEP}")
     return Checkpoint(model=model, classes=classes, step=int(step), meta=meta)

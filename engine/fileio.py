@@ -1,13 +1,18 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""File helpers: atomic writes (a reader sees the old file or the new one, never half of either) and a
+header-only check of ``.npz`` archives before ``np.load`` allocates what they declare."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -35,3 +40,38 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
     with atomic_writer(path) as f:
         f.write(data)
+
+
+def check_npz(source: str | Path | IO[bytes], *, max_bytes: int) -> None:
+    """Refuse an ``.npz`` before loading it, reading only each member's ``.npy`` header.
+
+    Every member must be a ``name.npy`` array whose declared size (shape x item size) fits in the bytes
+    the member holds, and all together at most ``max_bytes``; so a header declaring ``shape (10**12,)``
+    is refused without allocating anything. A file object is left at its start.
+
+    Raises:
+        ValueError: naming the member and what is wrong with it (``zipfile.BadZipFile`` is one).
+    """
+    total = 0
+    with zipfile.ZipFile(source) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"member {info.filename!r} is not a .npy array")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"member {info.filename!r}: unsupported .npy version {version}")
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+                held = info.file_size - f.tell()
+            if any(n < 0 for n in shape):
+                raise ValueError(f"member {info.filename!r}: negative dimension in shape {shape}")
+            size = math.prod(shape) * dtype.itemsize
+            total += size
+            if total > max_bytes:
+                raise ValueError(f"member {info.filename!r} declares shape {shape} ({size:,} bytes): too large "
+                                 f"(at most {max_bytes:,} bytes in all)")
+            if size > held:
+                raise ValueError(f"member {info.filename!r} declares {size:,} bytes of data but holds {held:,}")
+    if hasattr(source, "seek"):
+        source.seek(0)

@@ -140,11 +140,17 @@ class DatasetStore:
     def import_path(self, relative: str) -> Path:
         """Resolve a client-given path inside the import folder; anything that leaves it is refused."""
         root = self.import_root.resolve()
-        target = (root / relative).resolve()
-        if not target.is_relative_to(root):
-            raise Invalid(f"path must lie inside the server's import folder {root}; put the files there first")
-        if not target.exists():
-            raise NotFound(f"nothing at {relative!r} in the server's import folder {root}")
+        if "\x00" in relative:
+            raise Invalid("path must not contain a NUL byte")
+        try:
+            target = (root / relative).resolve()
+            if not target.is_relative_to(root):
+                raise Invalid(f"path must lie inside the server's import folder {root}; put the files there first")
+            if not target.exists():
+                raise NotFound(f"nothing at {relative!r} in the server's import folder {root}")
+        except OSError as e:  # e.g. a name longer than the file system allows
+            shown = relative if len(relative) <= 80 else relative[:77] + "..."
+            raise Invalid(f"path {shown!r} cannot be used ({e.strerror}); give a shorter path inside {root}") from None
         return target
 
     def import_files(self, fmt: str, path: str | Path, name: str, *, input_shape: tuple[int, int, int] = (3, 64, 64),

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.fileio import atomic_writer
+from engine.fileio import atomic_writer, check_npz
 
 __all__ = ["Dataset", "DatasetError", "load_dataset", "save_dataset", "to_float"]
 
 _FORMAT_VERSION = 1
+MAX_DATASET_BYTES = 2**32  # all arrays of one saved dataset, as declared in their headers
 _SPLITS = ("train", "test")
 
 
@@ -158,13 +159,15 @@ def load_dataset(path: str | Path) -> Dataset:
     """Load a dataset written by :func:`save_dataset` (never unpickles anything).
 
     Raises:
-        DatasetError: when the file is missing, not an ``.npz``, lacks a field, or holds
+        DatasetError: when the file is missing, not an ``.npz`` of ``.npy`` arrays, declares arrays larger
+            than it holds (or than ``MAX_DATASET_BYTES``), lacks a field, or holds
             arrays of the wrong shape, dtype or label range.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"dataset file {str(path)!r} does not exist")
     try:
+        check_npz(path, max_bytes=MAX_DATASET_BYTES)
         with np.load(path, allow_pickle=False) as npz:
             missing = {"name", "classes", "x_train", "y_train", "x_test", "y_test"} - set(npz.files)
             if missing:
