@@ -308,6 +308,15 @@ class ModelSpec:
     version: int = SPEC_VERSION
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A short picture of a bad value for an error message: never a huge or deeply nested echo."""
+    if isinstance(value, (list, tuple, dict)) and not (isinstance(value, (list, tuple)) and len(value) <= 4
+                                                       and all(isinstance(v, (int, float, str)) for v in value)):
+        return f"{'a list' if isinstance(value, (list, tuple)) else 'an object'} of {len(value)} item{'s' * (len(value) != 1)}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -317,19 +326,19 @@ def _check_field(where: str, f: Field, value: Any, index: int | None) -> Any:
     if isinstance(value, str) and f.choices:
         if value not in f.choices:
             what = "an integer" if f.kind == "int" else "a number"
-            raise SpecError(f"{where}: {f.name} must be {what} or one of {list(f.choices)}, got {value!r}", index)
+            raise SpecError(f"{where}: {f.name} must be {what} or one of {list(f.choices)}, got {_shown(value)}", index)
         return value
     if value is None and f.nullable:
         return None
     if f.kind == "bool":
         if not isinstance(value, bool):
-            raise SpecError(f"{where}: {f.name} must be true or false, got {value!r}", index)
+            raise SpecError(f"{where}: {f.name} must be true or false, got {_shown(value)}", index)
         return value
     if f.kind == "int" and not _is_int(value):
-        raise SpecError(f"{where}: {f.name} must be an integer, got {value!r}", index)
+        raise SpecError(f"{where}: {f.name} must be an integer, got {_shown(value)}", index)
     if f.kind == "float":
         if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
-            raise SpecError(f"{where}: {f.name} must be a finite number, got {value!r}", index)
+            raise SpecError(f"{where}: {f.name} must be a finite number, got {_shown(value)}", index)
         value = float(value)
     lo = 0 if f.min is None else f.min
     if value < lo or (f.max is not None and value > f.max):
@@ -347,7 +356,7 @@ def parse_layer(obj: Any, index: int | None = None) -> LayerSpec:
         raise SpecError(f"{where}: expected an object with a 'type', got {type(obj).__name__}", index)
     kind = obj.get("type")
     if not isinstance(kind, str) or kind not in REGISTRY:
-        raise SpecError(f"{where}: unknown type {kind!r}; known types: {', '.join(REGISTRY)}", index)
+        raise SpecError(f"{where}: unknown type {_shown(kind)}; known types: {', '.join(REGISTRY)}", index)
     cls = REGISTRY[kind].spec
     where = f"{where} ({kind})"
     declared = {f.name: f for f in cls.fields}
@@ -374,10 +383,10 @@ def parse_spec(obj: Any) -> ModelSpec:
         raise SpecError(f"spec: unknown field(s) {unknown}; allowed: version, input_shape, layers")
     version = obj.get("version", SPEC_VERSION)
     if not _is_int(version) or version != SPEC_VERSION:
-        raise SpecError(f"spec: version must be {SPEC_VERSION}, got {version!r}")
+        raise SpecError(f"spec: version must be {SPEC_VERSION}, got {_shown(version)}")
     shape = obj.get("input_shape")
     if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(_is_int(v) for v in shape)):
-        raise SpecError(f"spec: input_shape must be [C, H, W] integers, got {shape!r}")
+        raise SpecError(f"spec: input_shape must be [C, H, W] integers, got {_shown(shape)}")
     c, h, w = shape
     if c not in (1, 3):
         raise SpecError(f"spec: input_shape channels must be 1 (grey) or 3 (RGB), got {c}")

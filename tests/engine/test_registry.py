@@ -85,3 +85,12 @@ def test_published_facts():
 def test_fields_are_checked_from_their_declarations(bad, message):
     with pytest.raises(SpecError, match=message.replace("[", "\\[").replace("(", "\\(")):
         parse_layer(bad)
+
+
+def test_a_huge_bad_value_is_not_echoed_whole():
+    with pytest.raises(SpecError) as info:
+        parse_layer({"type": "dense", "units": [[1] * 100_000]})
+    assert str(info.value) == "layer (dense): units must be an integer, got a list of 1 item"
+    with pytest.raises(SpecError) as info:
+        parse_layer({"type": "dense", "units": "x" * 10_000})
+    assert len(str(info.value)) < 120
