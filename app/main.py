@@ -53,6 +53,8 @@ array's little-endian bytes in C order. **Errors** are `{"detail": "<what to do>
 `{"type": "evaluation", ...}` every `eval_every` steps, `{"type": "activations", ...forward response}` for a
 pinned image, and `{"type": "error", "detail", "status"}` for a message it cannot follow (the socket stays
 open). One connection per model (a second is closed with code 4409); closing the socket pauses training.
+Deleting the model (`DELETE /api/v1/models/{id}`) stops its live training, unsaved, and once the model is gone
+closes the socket with code 4410, reason `"model deleted"`; do not reconnect.
 """
 API = "/api/v1"
 ARCHIVE_PATHS = (f"{API}/datasets", f"{API}/models/import")

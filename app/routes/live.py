@@ -3,12 +3,19 @@
 The training thread hands JSON strings to this coroutine through an asyncio queue
 (``loop.call_soon_threadsafe``), so NumPy work never runs on the event loop. A bad message gets
 ``{"type": "error"}`` and the socket stays open; closing the socket pauses training.
+
+Close codes, 4000 + the HTTP status they stand for: 4403 another origin, 4404 no such model, 4409 the
+model already has a live connection, and 4410 with reason ``"model deleted"`` when
+``DELETE /api/v1/models/{id}`` deleted the model while connected (its training stopped unsaved and
+the model is gone when the close arrives; the client should not reconnect).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from typing import NamedTuple
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -21,10 +28,20 @@ router = APIRouter(tags=["live"])
 MAX_MESSAGE = 64 * 1024
 
 
+class _Close(NamedTuple):
+    code: int
+    reason: str
+
+
 async def _pump(ws: WebSocket, out: asyncio.Queue, session) -> None:
+    """Send what the thread queued, in order; a `_Close` sends the close frame and ends the pump."""
     while True:
-        text = await out.get()
-        await ws.send_text(text)
+        item = await out.get()
+        if isinstance(item, _Close):
+            with contextlib.suppress(WebSocketDisconnect):  # the client left first
+                await ws.close(code=item.code, reason=item.reason)
+            return
+        await ws.send_text(item)
         session.sent()
 
 
@@ -38,15 +55,15 @@ async def live(ws: WebSocket, model_id: str) -> None:
     await ws.accept()
     loop, out = asyncio.get_running_loop(), asyncio.Queue()
 
-    def emit(text: str) -> None:
+    def emit(item: str | _Close) -> None:
         try:
-            loop.call_soon_threadsafe(out.put_nowait, text)
+            loop.call_soon_threadsafe(out.put_nowait, item)
         except RuntimeError:  # the loop is closed: the socket is gone
             pass
 
     try:
         rec = state.models.get(model_id)
-        session = state.live.open(rec, emit)
+        session = state.live.open(rec, emit, lambda code, reason: emit(_Close(code, reason)))
     except AppError as e:
         await ws.send_text(_error(e.detail, e.status))
         await ws.close(code=4000 + e.status)

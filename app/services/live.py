@@ -6,6 +6,11 @@ which the route wires to ``loop.call_soon_threadsafe`` and an asyncio queue. Pro
 most ``PROGRESS_EVERY_S`` apart (carrying every step since the last one), evaluations every
 ``eval_every`` steps, activations of a pinned image at the client's rate. Weights, history and
 optimizer state are saved every ``save_every_s`` seconds and whenever training pauses or stops.
+
+Deleting the model ends its session (`LiveRegistry.deleting`): the thread stops without saving,
+the model is deleted, then the socket is closed with ``CLOSE_MODEL_DELETED``, so a client that hears
+of it finds the model gone. A save already under way holds the model's lock, which the deletion also
+takes, and a save after it finds no folder and writes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.deps import AppState
@@ -28,12 +34,15 @@ from app.stores import ModelRecord
 log = logging.getLogger("cnnvis")
 PROGRESS_EVERY_S = 0.1
 MAX_BACKLOG = 64  # unsent progress/activation messages before the thread stops adding more
+CLOSE_MODEL_DELETED, REASON_MODEL_DELETED = 4410, "model deleted"  # 4000 + HTTP 410 Gone
 _STOP = object()
 
 
 class LiveSession:
-    def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str], None]):
-        self.state, self.rec, self._emit = state, rec, emit
+    """``emit(text)`` queues a message for the socket; ``close(code, reason)`` asks the route to close it."""
+
+    def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str], None], close: Callable[[int, str], None]):
+        self.state, self.rec, self._emit, self._close = state, rec, emit, close
         self.commands: queue.Queue = queue.Queue()
         self.playing = False
         self.remaining: int | None = None  # steps left of a "step" action; None while playing freely
@@ -47,6 +56,7 @@ class LiveSession:
         self._pending: list[dict[str, Any]] = []
         self._last = {"progress": 0.0, "save": time.monotonic(), "activations": 0.0}
         self._window = (time.monotonic(), rec.step)
+        self._ended = threading.Event()  # the model is being deleted: no more steps, saves or messages
         self.thread = threading.Thread(target=self._run, name=f"cnnvis-live-{rec.id}", daemon=True)
 
     # ---- called from the event loop ------------------------------------------------------
@@ -64,8 +74,20 @@ class LiveSession:
         self.commands.put(_STOP)
         self.thread.join(timeout)
 
+    def halt(self, timeout: float) -> None:
+        """Stop the thread without saving and stop sending; waits for the thread at most ``timeout``
+        seconds (it finishes the step it is in). The socket stays open until `close`."""
+        self._ended.set()
+        self.commands.put(_STOP)
+        self.thread.join(timeout)
+
+    def close(self, code: int, reason: str) -> None:
+        self._close(code, reason)
+
     # ---- the thread ----------------------------------------------------------------------
     def emit(self, msg: dict[str, Any], droppable: bool = False) -> None:
+        if self._ended.is_set():
+            return
         with self._lock:
             if droppable and self.backlog >= MAX_BACKLOG:
                 return
@@ -80,7 +102,7 @@ class LiveSession:
                 "read_only": rec.read_only}
 
     def _run(self) -> None:
-        while True:
+        while not self._ended.is_set():
             try:
                 cmd = self.commands.get(block=not self.playing)
             except queue.Empty:
@@ -92,7 +114,8 @@ class LiveSession:
             if self.playing:
                 self._guard(self._step)
         self.playing = False
-        self._guard(self._save)
+        if not self._ended.is_set():
+            self._guard(self._save)
 
     def _guard(self, fn: Callable[[], Any], pause: bool = True) -> bool:
         """Run ``fn``; on failure tell the client (the socket stays open) and pause. True if it succeeded."""
@@ -198,7 +221,7 @@ class LiveSession:
 
     def _save(self) -> None:
         rec = self.rec
-        if rec.read_only:
+        if rec.read_only or self._ended.is_set():
             return
         with rec.lock.hold(self.state.settings.lock_wait_s):
             self.state.models.save(rec)
@@ -213,11 +236,11 @@ class LiveRegistry:
         self._sessions: dict[str, LiveSession] = {}
         self._mutex = threading.Lock()
 
-    def open(self, rec: ModelRecord, emit: Callable[[str], None]) -> LiveSession:
+    def open(self, rec: ModelRecord, emit: Callable[[str], None], close: Callable[[int, str], None]) -> LiveSession:
         with self._mutex:
             if rec.id in self._sessions:
                 raise Conflict(f"model {rec.id!r} already has a live-training connection; close it first or copy the model")
-            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit)
+            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close)
         session.start()
         return session
 
@@ -247,10 +270,29 @@ class LiveRegistry:
         if self.is_playing(model_id):
             raise Conflict(f"model {model_id!r} is training live; pause it before you {doing}")
 
-    def refuse_if_connected(self, model_id: str, doing: str) -> None:
+    def _halt(self, model_id: str) -> LiveSession | None:
         with self._mutex:
-            if model_id in self._sessions:
-                raise Conflict(f"model {model_id!r} has a live-training connection; close it before you {doing}")
+            session = self._sessions.pop(model_id, None)
+        if session is not None:
+            session.halt(self.state.settings.lock_wait_s)
+        return session
+
+    @contextmanager
+    def deleting(self, model_id: str) -> Iterator[None]:
+        """Around a model's deletion: its live session, if any, leaves the registry and its thread stops
+        unsaved; once the model is gone its socket is closed with 4410 "model deleted", as is any that
+        opened meanwhile. If the deletion fails, the socket is closed with 4000 + the error's status
+        instead (the model is still there to reconnect to)."""
+        session = self._halt(model_id)
+        try:
+            yield
+        except BaseException as e:
+            if session is not None:
+                session.close(4000 + (e.status if isinstance(e, AppError) else 500), "the model was not deleted")
+            raise
+        for s in (session, self._halt(model_id)):
+            if s is not None:
+                s.close(CLOSE_MODEL_DELETED, REASON_MODEL_DELETED)
 
     def shutdown(self) -> None:
         with self._mutex:

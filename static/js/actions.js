@@ -146,6 +146,27 @@ export function createActions(store, api) {
     },
 
     /**
+     * The current model was deleted (here or elsewhere): the list again, then the shipped default
+     * model, or the first one left, or none.
+     * @returns {Promise<boolean>} false when that failed (the error is shown)
+     */
+    async showAnotherModel() {
+      try {
+        const r = await api.listModels();
+        const models = Array.isArray(r) ? r : r.models || [];
+        store.set({ models });
+        const boot = store.get().boot;
+        const next = models.find((/** @type {any} */ m) => m.id === boot.default_model_id) || models[0];
+        if (next) await loadModel(next.id);
+        else store.set({ model: null, forward: null, stats: null, selection: null });
+        return true;
+      } catch (err) {
+        fail(err);
+        return false;
+      }
+    },
+
+    /**
      * Switch to another model.
      * @param {string} id
      */

@@ -1,12 +1,9 @@
 // @ts-check
 /**
  * Managing the current model: freeze layers for transfer learning, delete it. Results go to the
- * store from the server's answer; a refusal (e.g. 409 while training plays) shows the server's message.
+ * store from the server's answer; a refusal (e.g. a shipped model cannot be deleted) shows the
+ * server's message.
  */
-import { ApiError } from './api.js';
-
-const CLOSE_WAIT_MS = 200;
-const CLOSE_TRIES = 10;
 
 /**
  * @param {import('./state.js').Store} store
@@ -15,9 +12,6 @@ const CLOSE_TRIES = 10;
  * @param {import('./training.js').Trainer} trainer
  */
 export function createManager(store, api, actions, trainer) {
-  /** @param {number} ms */
-  const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
   return {
     /**
      * Freeze exactly these layers (by index); the others with weights train.
@@ -44,43 +38,28 @@ export function createManager(store, api, actions, trainer) {
     },
 
     /**
-     * Delete the current model (closing this page's live connection to it first), then show the
-     * shipped default model, or the first one left.
+     * Delete the current model, then show the shipped default model, or the first one left. The
+     * server ends a live session on the model itself (even one still training), so the answer is
+     * at once: this page only stops listening to its socket first, without waiting for it to close.
      * @returns {Promise<boolean>}
      */
     async deleteModel() {
       const model = store.get().model;
       if (!model || model.read_only) return false;
-      const hadSocket = trainer.socketModel() === model.id;
-      if (hadSocket) await Promise.race([trainer.detach(), wait(CLOSE_WAIT_MS * CLOSE_TRIES)]);
+      if (trainer.socketModel() === model.id) trainer.detach();
+      /** @param {boolean} busy while true, nothing asks the server about the model (its next mini-batch, say) */
+      const setBusy = (busy) => store.set({ training: { ...store.get().training, busy } });
+      setBusy(true);
       try {
-        for (let tries = 0; ; tries++) {
-          try {
-            await api.deleteModel(model.id);
-            break;
-          } catch (err) {
-            // The server lets go of a socket we just closed a moment later.
-            if (!(hadSocket && err instanceof ApiError && err.status === 409 && tries < CLOSE_TRIES)) throw err;
-            await wait(CLOSE_WAIT_MS);
-          }
-        }
-      } catch (err) {
-        actions.fail(err);
-        return false;
-      }
-      try {
-        const r = await api.listModels();
-        const models = Array.isArray(r) ? r : r.models || [];
-        store.set({ models });
-        const boot = store.get().boot;
-        const next = models.find((/** @type {any} */ m) => m.id === boot.default_model_id) || models[0];
-        if (next) await actions.loadModel(next.id);
-        else store.set({ model: null, forward: null, stats: null, selection: null });
+        await api.deleteModel(model.id);
+        if (!(await actions.showAnotherModel())) return false;
         actions.notify('info', `Deleted “${model.name}”.`);
         return true;
       } catch (err) {
         actions.fail(err);
         return false;
+      } finally {
+        setBusy(false);
       }
     },
   };

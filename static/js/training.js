@@ -2,12 +2,15 @@
 /**
  * Training from the page: single and N-step training over REST, play/pause over the live
  * WebSocket (progress, evaluations and the pinned image's activations stream back), hyperparameter
- * changes (marked on the curves), reset. A ready-trained (read-only) model is copied first.
+ * changes (marked on the curves), reset. A ready-trained (read-only) model is copied first. When
+ * the server closes the socket because the model was deleted, the page says so and does not reconnect.
  */
 import { decodeForward, inputBody } from './api.js';
 
 const EVAL_EVERY = 100;
 const ACTIVATIONS_MS = 250;
+/** The live socket's close code when its model is deleted (`DELETE /api/v1/models/{id}`; reason "model deleted"). */
+export const CLOSE_MODEL_DELETED = 4410;
 
 /**
  * @param {import('./state.js').Store} store
@@ -25,8 +28,6 @@ export function createTrainer(store, api, actions) {
   let awaitingPlay = false;
   /** The pinned input the server knows, as JSON. */
   let pinned = '';
-  /** @type {Array<() => void>} callers waiting for a socket to finish closing */
-  const closeWaiters = [];
   let batchLoading = false;
   let batchTried = '';
 
@@ -118,13 +119,27 @@ export function createTrainer(store, api, actions) {
     }
   }
 
-  /** @param {CloseEvent} ev */
-  function onClose(ev) {
-    for (const done of closeWaiters.splice(0)) done();
+  /**
+   * @param {CloseEvent} ev
+   * @param {ReturnType<import('./api.js').Api['live']>} closed the socket that closed
+   */
+  function onClose(ev, closed) {
+    if (closed !== socket) return; // one the page let go of already (another model, or a deletion from here)
     const was = store.get().training.playing;
+    const deleted = ev.code === CLOSE_MODEL_DELETED;
+    const name = store.get().model?.name ?? 'The model';
     socket = null;
     socketModel = null;
-    setTraining({ playing: false, live: false, stepsPerSecond: 0 });
+    // busy while another model loads: nothing asks the server about the deleted one meanwhile
+    setTraining({ playing: false, live: false, stepsPerSecond: 0, ...(deleted ? { busy: true } : {}) });
+    if (deleted) {
+      // Deleted elsewhere (another page or client): say so and show another model; never reconnect.
+      actions.showAnotherModel().then((shown) => {
+        setTraining({ busy: false });
+        if (shown) actions.notify('error', `“${name}” was deleted, so its live training stopped.`);
+      });
+      return;
+    }
     if (ev.code !== 1000 && ev.code !== 1005 && ev.reason) actions.notify('error', ev.reason);
     if (was) sync();
   }
@@ -134,7 +149,8 @@ export function createTrainer(store, api, actions) {
     if (socket && socketModel === id && socket.open) return socket;
     closeSocket();
     socketModel = id;
-    socket = api.live(id, { onMessage, onClose });
+    const opened = api.live(id, { onMessage, onClose: (ev) => onClose(ev, opened) });
+    socket = opened;
     return socket;
   }
 
@@ -264,15 +280,10 @@ export function createTrainer(store, api, actions) {
       }
     },
 
-    /**
-     * Close the socket (when the page switches model, or before deleting one).
-     * @returns {Promise<void>} settles once the socket has closed
-     */
+    /** Close the socket and stop listening to it (when the page switches model, or deletes this one). */
     detach() {
-      const closed = socket ? new Promise((/** @type {(v?: any) => void} */ done) => closeWaiters.push(done)) : Promise.resolve();
       closeSocket();
       setTraining({ playing: false, live: false, stepsPerSecond: 0 });
-      return closed;
     },
 
     /** @returns {string | null} */

