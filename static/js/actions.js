@@ -5,6 +5,7 @@
  * write results to the store. A failed request shows the server's message and keeps the state.
  */
 import { ApiError } from './api.js';
+import { createNotices } from './notices.js';
 import { forwardStats } from './scale.js';
 
 /**
@@ -22,29 +23,8 @@ export function firstSample(dataset) {
  */
 export function createActions(store, api) {
   let forwardSeq = 0;
-  let messageSeq = 0;
 
-  /**
-   * Show a message; info messages fade after a few seconds, errors stay until replaced or closed.
-   * @param {'error'|'info'} kind
-   * @param {string} text
-   */
-  function notify(kind, text) {
-    const id = ++messageSeq;
-    store.set({ message: { kind, text, id } });
-    if (kind === 'info') setTimeout(() => store.get().message?.id === id && store.set({ message: null }), 5000);
-  }
-
-  /** An action went well: an error shown for an earlier one is old news. */
-  function succeeded() {
-    if (store.get().message?.kind === 'error') store.set({ message: null });
-  }
-
-  /** @param {unknown} err */
-  function fail(err) {
-    const text = err instanceof ApiError ? err.detail : err instanceof Error ? err.message : String(err);
-    notify('error', text);
-  }
+  const { notify, succeeded, fail } = createNotices(store);
 
   /**
    * Refresh the list of models (for the model picker).
