@@ -43,6 +43,17 @@ class Settings:
     # (a proxy's or the LAN's name); "*" allows any, which is unsafe (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
     bind_host: str | None = None  # the address `cnnvis serve --host` listens on (CNNVIS_HOST)
+    # Per-request budgets, checked before the work starts (SECURITY.md lists each with its setting).
+    max_decoded_bytes: int = 64 * MB  # one image's decoded pixels: width x height x channels x bytes
+    max_dataset_bytes: int = 512 * MB  # one imported dataset as stored: images x C x H x W bytes (uint8)
+    max_import_seconds: float = 120.0  # CPU time one dataset import may take before it is refused
+    max_checkpoint_bytes: int = 256 * MB  # a checkpoint's arrays, decompressed
+    # Quotas for the whole data directory (a class server's defaults; 0 turns one off).
+    max_models: int = 200
+    max_images: int = 1000
+    max_datasets: int = 50
+    max_data_bytes: int = 8 * 1024 * MB  # everything under DATA_DIR
+    image_ttl_s: float = 24 * 3600.0  # uploaded images no model or page has used for this long expire
 
     @property
     def models_dir(self) -> Path:
@@ -55,6 +66,11 @@ class Settings:
     @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The one folder for temporary files (uploads being received, writes being made); emptied at start."""
+        return self.data_dir / "tmp"
 
     @property
     def import_dir(self) -> Path:
@@ -94,4 +110,13 @@ def get_settings() -> Settings:
         allowed_origins=_list("CNNVIS_ALLOWED_ORIGINS"),
         allowed_hosts=_list("CNNVIS_ALLOWED_HOSTS"),
         bind_host=env("CNNVIS_HOST") or None,
+        max_decoded_bytes=_int("CNNVIS_MAX_DECODED_BYTES", defaults.max_decoded_bytes),
+        max_dataset_bytes=_int("CNNVIS_MAX_DATASET_BYTES", defaults.max_dataset_bytes),
+        max_import_seconds=float(_int("CNNVIS_MAX_IMPORT_SECONDS", int(defaults.max_import_seconds))),
+        max_checkpoint_bytes=_int("CNNVIS_MAX_CHECKPOINT_BYTES", defaults.max_checkpoint_bytes),
+        max_models=_int("CNNVIS_MAX_MODELS", defaults.max_models),
+        max_images=_int("CNNVIS_MAX_IMAGES", defaults.max_images),
+        max_datasets=_int("CNNVIS_MAX_DATASETS", defaults.max_datasets),
+        max_data_bytes=_int("CNNVIS_MAX_DATA_BYTES", defaults.max_data_bytes),
+        image_ttl_s=float(_int("CNNVIS_IMAGE_TTL_S", int(defaults.image_ttl_s))),
     )
