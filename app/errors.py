@@ -54,6 +54,12 @@ class Unsupported(AppError):
     status = 415
 
 
+class QuotaExceeded(AppError):
+    """A data-directory quota is full: the message names the limit and the setting that raises it."""
+
+    status = 507
+
+
 class Busy(AppError):
     """Too much work at once: 503 with ``Retry-After`` so a client backs off instead of piling up."""
 
