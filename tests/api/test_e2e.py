@@ -4,13 +4,6 @@ restart -> checkpoint, over HTTP and WebSocket; deleting a model while it trains
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,51 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir: Path, pretrained_dir: Path):
-        self.data_dir, self.pretrained_dir = data_dir, pretrained_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.stop()  # closes what a killed predecessor left open
-        env = {**os.environ, "CNNVIS_PRETRAINED_DIR": str(self.pretrained_dir), "CNNVIS_MAX_UPLOAD_BYTES": "200000",
-               "CNNVIS_WARM_DATASETS": "0", "PYTHONWARNINGS": "ignore"}
-        cmd = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
-        self.log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115  a pipe could fill and block it
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {(self.data_dir.parent / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.base}/api/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("server did not start in 60 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # graceful: the lifespan saves live sessions
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc:
-            self.log.close()
+from tests.api.serve import Server
 
 
 @pytest.fixture
