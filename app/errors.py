@@ -113,8 +113,18 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such resource: {request.url.path} (see /docs for the API)"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path} (see /docs for the API)"
+        allowed = allowed_methods(request)
+        detail = f"{request.method} is not allowed on {request.url.path}; it takes {', '.join(allowed)} (see /docs)"
+        return JSONResponse(error_body(detail), status_code=405, headers={"Allow": ", ".join(allowed)})
     return JSONResponse(error_body(str(detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents on this path (each route holds one method, so Starlette's
+    own 405 names only the first route's)."""
+    from app.openapi import methods_for  # the contract knows every operation
+
+    return methods_for(request.app, request.url.path)
 
 
 def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:

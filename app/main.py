@@ -19,6 +19,7 @@ from starlette.types import Scope
 from app.concurrency import CpuLimiter
 from app.config import Settings, get_settings
 from app.deps import AppState
+from app import openapi
 from app.errors import install_handlers
 from app.routes import (
     checkpoints,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc fetches its logo from a CDN; /docs (Swagger UI) is fully local
     )
     install_handlers(app)
+    openapi.install(app)
     for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)

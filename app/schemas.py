@@ -84,6 +84,9 @@ class EvaluateRequest(Strict):
 class CreateModel(Strict):
     """Exactly one of ``preset``, ``spec`` or ``from`` (the id of a model to copy)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["preset"]}, {"required": ["spec"]},
+                                                           {"required": ["from"]}]})
+
     preset: str | None = Field(None, max_length=64)
     spec: dict[str, Any] | None = None
     from_: str | None = Field(None, alias="from", max_length=64)
