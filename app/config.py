@@ -47,7 +47,6 @@ class Settings:
     max_decoded_bytes: int = 64 * MB  # one image's decoded pixels: width x height x channels x bytes
     max_dataset_bytes: int = 512 * MB  # one imported dataset as stored: images x C x H x W bytes (uint8)
     max_import_seconds: float = 120.0  # CPU time one dataset import may take before it is refused
-    max_checkpoint_bytes: int = 256 * MB  # a checkpoint's arrays, decompressed
     # Quotas for the whole data directory (a class server's defaults; 0 turns one off).
     max_models: int = 200
     max_images: int = 1000
@@ -113,7 +112,6 @@ def get_settings() -> Settings:
         max_decoded_bytes=_int("CNNVIS_MAX_DECODED_BYTES", defaults.max_decoded_bytes),
         max_dataset_bytes=_int("CNNVIS_MAX_DATASET_BYTES", defaults.max_dataset_bytes),
         max_import_seconds=float(_int("CNNVIS_MAX_IMPORT_SECONDS", int(defaults.max_import_seconds))),
-        max_checkpoint_bytes=_int("CNNVIS_MAX_CHECKPOINT_BYTES", defaults.max_checkpoint_bytes),
         max_models=_int("CNNVIS_MAX_MODELS", defaults.max_models),
         max_images=_int("CNNVIS_MAX_IMAGES", defaults.max_images),
         max_datasets=_int("CNNVIS_MAX_DATASETS", defaults.max_datasets),
