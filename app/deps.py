@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 
 from app.concurrency import CpuLimiter
 from app.config import Settings
+from app.quota import Quota
 from app.stores import DatasetStore, ImageStore, ModelRecord, ModelStore
 
 
@@ -20,6 +21,7 @@ class AppState:
     datasets: DatasetStore
     images: ImageStore
     cpu: CpuLimiter
+    quota: Quota
     live: Any  # app.services.live.LiveRegistry
 
 

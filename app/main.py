@@ -7,6 +7,8 @@ lifespan, when the server starts.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,6 +23,7 @@ from app.config import Settings, get_settings
 from app.deps import AppState
 from app import openapi
 from app.errors import install_handlers
+from app.quota import Quota
 from app.routes import (
     checkpoints,
     colormaps,
@@ -37,6 +40,7 @@ from app.routes import (
 from app.security import BodyLimit, HostCheck, OriginCheck, SecurityHeaders, host_allowlist, origin_keys
 from app.services.live import LiveRegistry
 from app.stores import DatasetStore, ImageStore, ModelStore
+from engine.fileio import remove_stray_temps
 
 log = logging.getLogger("cnnvis")
 DESCRIPTION = """See inside a CNN while it works and learns.
@@ -61,14 +65,29 @@ API = "/api/v1"
 ARCHIVE_PATHS = (f"{API}/datasets", f"{API}/models/import")
 
 
+def clean_temporaries(settings: Settings) -> None:
+    """Empty DATA_DIR/tmp and remove the ``.tmp-*`` files of atomic writes a killed server left (at start only)."""
+    for path in list(settings.tmp_dir.iterdir()):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    removed = remove_stray_temps(settings.data_dir)
+    if removed:
+        log.info("removed %d unfinished writes under %s", removed, settings.data_dir)
+
+
 def make_state(settings: Settings) -> AppState:
-    """Create the data folders and load every model (run in the lifespan, not at import)."""
-    for folder in (settings.data_dir, settings.models_dir, settings.datasets_dir, settings.images_dir, settings.import_dir):
+    """Create the data folders, clear temporary files and load every model (run in the lifespan, not at import)."""
+    for folder in (settings.data_dir, settings.models_dir, settings.datasets_dir, settings.images_dir, settings.import_dir,
+                   settings.tmp_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    store = ModelStore(settings)
+    clean_temporaries(settings)
+    quota = Quota(settings)
+    store = ModelStore(settings, quota)
     store.load()
     state = AppState(settings=settings, models=store, datasets=DatasetStore(settings), images=ImageStore(settings),
-                     cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), live=None)
+                     cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), quota=quota, live=None)
     state.live = LiveRegistry(state)
     return state
 
@@ -83,9 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.warm_datasets:
             state.datasets.warm()
         log.info("cnn-visualizer: %d models in %s", len(state.models.list()), settings.data_dir)
+        # Starlette spools uploads over 1 MB to a tempfile with no folder given: put them in DATA_DIR/tmp.
+        system_tmp, tempfile.tempdir = tempfile.tempdir, str(settings.tmp_dir)
         try:
             yield
         finally:
+            tempfile.tempdir = system_tmp
             state.live.shutdown()
 
     app = FastAPIOffline(

@@ -1,5 +1,9 @@
 """File helpers: atomic writes (a reader sees the old file or the new one, never half of either) and a
-header-only check of ``.npz`` archives before ``np.load`` allocates what they declare."""
+header-only check of ``.npz`` archives before ``np.load`` allocates what they declare.
+
+An atomic write's temp file lies beside its target (``os.replace`` needs the same file system) and is
+named ``.tmp-<target>.<random>``: a process killed mid-write leaves one behind, which
+`remove_stray_temps` finds by that prefix and removes at the next start."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import IO, BinaryIO
 
 import numpy as np
 
+TMP_PREFIX = ".tmp-"  # every temp file of an atomic write starts with this
+
 
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, *, suffix: str = ".tmp") -> Iterator[BinaryIO]:
@@ -23,7 +29,7 @@ def atomic_writer(path: str | Path, *, suffix: str = ".tmp") -> Iterator[BinaryI
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -40,6 +46,20 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
     with atomic_writer(path) as f:
         f.write(data)
+
+
+def remove_stray_temps(root: str | Path) -> int:
+    """Delete the ``.tmp-*`` files atomic writes left anywhere under ``root`` (a killed process's); returns how many.
+
+    Call only when no write can be under way (at start-up): a live write's temp file matches too.
+    """
+    removed = 0
+    for folder, _, files in os.walk(root):  # symlinked folders are not followed
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                Path(folder, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def check_npz(source: str | Path | IO[bytes], *, max_bytes: int) -> None:

@@ -52,7 +52,7 @@ def upload_dataset(state: State, file: Annotated[UploadFile, File(description="a
                    test_fraction: Annotated[float, Form(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.2) -> dict:
     if channels == 2:
         raise Invalid("channels must be 1 (grey) or 3 (RGB)")
-    with tempfile.NamedTemporaryFile(suffix=".zip", dir=state.images.root.parent) as tmp:
+    with tempfile.NamedTemporaryFile(suffix=".zip", dir=state.settings.tmp_dir) as tmp:
         shutil.copyfileobj(file.file, tmp)
         tmp.flush()
         if not zipfile.is_zipfile(tmp.name):

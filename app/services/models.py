@@ -70,6 +70,7 @@ def _auto_dataset(state: AppState, model: Model) -> dict[str, Any] | None:
 
 
 def create(state: AppState, req: CreateModel) -> ModelRecord:
+    state.quota.check_models(state.models.count())  # before building; the store checks again as it adds
     rid = state.models.new_id()
     if req.from_ is not None:
         return copy_model(state, state.models.get(req.from_), rid, req)
@@ -172,6 +173,7 @@ def export_checkpoint(state: AppState, rec: ModelRecord) -> tuple[bytes, str]:
 
 def import_checkpoint(state: AppState, data: bytes, filename: str | None) -> ModelRecord:
     s = state.settings
+    state.quota.check_models(state.models.count())
     rid = state.models.new_id()
     try:
         rec = record_from_checkpoint(rid, data, read_only=False, max_parameters=s.max_parameters, max_values=s.max_activation_values)

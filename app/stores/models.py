@@ -7,9 +7,12 @@ Layout (every file written atomically: temp file, fsync, ``os.replace``)::
     DATA_DIR/models/{id}/history.json     {"steps": [...], "evaluations": [...], "events": [...]}
     DATA_DIR/models/{id}/optimizer.npz    optimizer buffers, plus "__step__" to match the checkpoint
 
-A new model's folder is written under a temporary name and renamed into place, so a crash never
-leaves half a model. On load, history past the checkpoint's step is dropped and optimizer state
-from another step is ignored, so a server killed between two writes still restarts cleanly.
+A new model's folder is written under a temporary name (``.new-{id}``) and renamed into place, so a
+crash never leaves half a model; a deleted one is renamed to ``.deleted-*`` first. Leftovers of
+either are removed on load. A new model must fit the quotas (`app.quota.Quota`); saving one
+again never checks them (live training must not fail for want of space it already holds). On load,
+history past the checkpoint's step is dropped and optimizer state from another step is ignored, so a
+server killed between two writes still restarts cleanly.
 Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem.
 """
 
@@ -33,6 +36,7 @@ import numpy as np
 from app.concurrency import FairLock
 from app.config import Settings
 from app.errors import NotFound
+from app.quota import Quota
 from engine.checkpoint import (
     CheckpointError,
     checkpoint_bytes,
@@ -121,10 +125,12 @@ def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, *
 class ModelStore:
     """Every model, keyed by id. Thread-safe; a record's own fields are guarded by its lock."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, quota: Quota | None = None):
         self.root = Path(settings.models_dir)
         self.pretrained = Path(settings.pretrained_dir)
+        self.quota = quota
         self._records: dict[str, ModelRecord] = {}
+        self._adding: set[str] = set()  # ids being written: they count against max_models already
         self._mutex = threading.Lock()
 
     # ---- loading ---------------------------------------------------------------------------
@@ -140,6 +146,9 @@ class ModelStore:
             except CheckpointError as e:
                 log.warning("skipping shipped model %s: %s", path.name, e)
         for folder in sorted(self.root.iterdir()):
+            if folder.name.startswith((".new-", ".deleted-")) and folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)  # a creation or deletion a kill interrupted
+                continue
             if not ID_RE.match(folder.name) or folder.name in records or not folder.is_dir():
                 continue
             try:
@@ -163,6 +172,14 @@ class ModelStore:
         with self._mutex:
             return sorted(self._records.values(), key=lambda r: (not r.read_only, r.created, r.id))
 
+    def count(self) -> int:
+        """How many saved (not shipped) models there are, counting those being added."""
+        with self._mutex:
+            return self._count_locked()
+
+    def _count_locked(self) -> int:
+        return sum(not r.read_only for r in self._records.values()) + len(self._adding)
+
     def get(self, model_id: str) -> ModelRecord:
         with self._mutex:
             rec = self._records.get(model_id) if ID_RE.match(model_id) else None
@@ -178,14 +195,27 @@ class ModelStore:
                 return rid
 
     def add(self, rec: ModelRecord) -> ModelRecord:
-        """Write a new model's folder under a temporary name, rename it into place, then list it."""
-        tmp = self.root / f".new-{rec.id}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self._write(tmp, self.snapshot(rec))
-        os.replace(tmp, self.root / rec.id)
+        """Write a new model's folder under a temporary name, rename it into place, then list it;
+        `QuotaExceeded` (507) when it would be one model too many or its files too many bytes."""
+        files = self.snapshot(rec)
         with self._mutex:
-            self._records[rec.id] = rec
+            if self.quota is not None:
+                self.quota.check_models(self._count_locked())
+            self._adding.add(rec.id)
+        tmp = self.root / f".new-{rec.id}"
+        try:
+            if self.quota is not None:
+                self.quota.check_bytes(sum(len(b) for b in files.values()))
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self._write(tmp, files)
+            os.replace(tmp, self.root / rec.id)
+            with self._mutex:
+                self._records[rec.id] = rec
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            with self._mutex:
+                self._adding.discard(rec.id)
         return rec
 
     def delete(self, rec: ModelRecord) -> None:
@@ -197,6 +227,8 @@ class ModelStore:
         except FileNotFoundError:
             return
         shutil.rmtree(trash, ignore_errors=True)
+        if self.quota is not None:
+            self.quota.forget()
 
     def snapshot(self, rec: ModelRecord) -> dict[str, bytes]:
         """The files of a model as bytes; call while holding ``rec.lock``."""

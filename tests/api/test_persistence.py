@@ -1,9 +1,12 @@
-"""A restart loses nothing: weights, history, optimizer state, images; broken files do not stop the server."""
+"""A restart loses nothing: weights, history, optimizer state, images; broken files do not stop the server;
+temporary files a killed server left are gone after the next start."""
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 
+from engine.fileio import TMP_PREFIX
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes, open_client, upload
 
 API = "/api/v1"
@@ -74,3 +77,27 @@ def test_deleted_model_stays_deleted(settings):
         assert c.delete(f"{API}/models/{mid}").status_code == 204
     with open_client(settings) as c:
         assert c.get(f"{API}/models/{mid}").status_code == 404
+
+
+def test_start_removes_what_a_killed_server_left(settings, tmp_path):
+    with open_client(settings) as c:
+        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
+        assert tempfile.gettempdir() == str(settings.tmp_dir)  # where Starlette spools uploads over 1 MB
+    assert tempfile.gettempdir() != str(settings.tmp_dir)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{TMP_PREFIX}keep").write_bytes(b"not ours")
+    (settings.import_dir / "linked").symlink_to(outside)  # a symlinked folder is not walked into
+    left = [settings.tmp_dir / "tmpab12cd.zip", settings.tmp_dir / "part" / "x.bin",
+            settings.models_dir / mid / f"{TMP_PREFIX}checkpoint.npz.k2j3.tmp",
+            settings.datasets_dir / f"{TMP_PREFIX}digits.npz.a1.tmp", settings.images_dir / f"{TMP_PREFIX}0123.bin.zz.tmp",
+            settings.models_dir / ".new-abc" / "checkpoint.npz", settings.models_dir / ".deleted-abc-123456" / "history.json"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    with open_client(settings) as c:
+        assert c.get(f"{API}/models/{mid}").status_code == 200
+    assert not [p for p in left if p.exists()]
+    assert list(settings.tmp_dir.iterdir()) == []
+    assert not (settings.models_dir / ".new-abc").exists() and not (settings.models_dir / ".deleted-abc-123456").exists()
+    assert (outside / f"{TMP_PREFIX}keep").exists()
