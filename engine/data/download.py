@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.fileio import TMP_PREFIX
+
 from .dataset import DatasetError
 
 __all__ = ["SOURCES", "Fetcher", "Progress", "download_dataset", "fetch_url", "file_md5"]
@@ -117,7 +119,7 @@ def file_md5(path: str | Path) -> str:
 
 def _download(url: str, target: Path, md5: str, progress: Progress | None, fetch: Fetcher) -> None:
     """Fetch url into a temp file next to target; keep it only if its MD5 matches."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         try:
