@@ -20,7 +20,7 @@ Name = Annotated[str, Path(max_length=64)]
 
 @router.get("/datasets", summary="Every dataset (built-ins are listed before they are generated)")
 def list_datasets(state: State) -> list[dict]:
-    return [state.datasets.summary(n) for n in state.datasets.names()]
+    return state.datasets.listing()
 
 
 @router.get("/datasets/{name}", summary="Classes, counts and input shape (generates a built-in on first use)")

@@ -27,7 +27,7 @@ def bootstrap_json(state) -> str:
         "layer_types": layer_type_facts(),
         "presets": [{"name": p.name, "title": p.title, "description": p.description, "default_dataset": p.default_dataset,
                      "learning_rate": p.learning_rate} for p in PRESETS.values()],
-        "datasets": [state.datasets.summary(n) for n in state.datasets.names()],
+        "datasets": state.datasets.listing(),
         "limits": {"max_upload_bytes": state.settings.max_upload_bytes, "max_image_side": state.settings.max_image_side},
         "colormaps": colormap_table(),
     }

@@ -7,6 +7,7 @@ uint32 sizes, then the values in C order. Gzip is detected from the magic bytes
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import math
@@ -17,7 +18,7 @@ import numpy as np
 
 from engine.fileio import atomic_write
 
-from .dataset import Dataset, DatasetError
+from .dataset import Dataset, DatasetError, DatasetTooLarge, human_bytes
 
 __all__ = ["FASHION_CLASSES", "MNIST_FILES", "load_mnist", "read_idx", "write_idx"]
 
@@ -55,6 +56,7 @@ def read_idx(source: str | Path | bytes, *, max_bytes: int = _MAX_BYTES) -> np.n
             payload whose length differs from the header's (truncated or with trailing bytes).
     """
     label = "IDX data" if isinstance(source, (bytes, bytearray, memoryview)) else f"IDX file {str(source)!r}"
+    _check_declared(source, label, max_bytes)
     data = _read_bytes(source, label, max_bytes)
     if data[:2] == _GZIP_MAGIC:
         data = _gunzip(data, label, max_bytes)
@@ -77,7 +79,7 @@ def read_idx(source: str | Path | bytes, *, max_bytes: int = _MAX_BYTES) -> np.n
     dtype = _TYPES[code]
     expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     if expected > max_bytes:
-        raise DatasetError(f"{label} declares {expected} bytes of data, more than the limit of {max_bytes}")
+        raise DatasetTooLarge("bytes", f"{label} declares {expected:,} bytes of data, more than the limit of {max_bytes:,}")
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "followed by extra bytes"
@@ -107,7 +109,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     atomic_write(path, payload)
 
 
-def load_mnist(directory: str | Path, *, kind: str = "mnist") -> Dataset:
+def load_mnist(directory: str | Path, *, kind: str = "mnist", max_bytes: int = _MAX_BYTES) -> Dataset:
     """Load MNIST or Fashion-MNIST from a folder holding the four standard IDX files.
 
     Each file may be raw or gzipped (``train-images-idx3-ubyte`` or ``...-ubyte.gz``).
@@ -117,6 +119,7 @@ def load_mnist(directory: str | Path, *, kind: str = "mnist") -> Dataset:
         the official files).
 
     Raises:
+        DatasetTooLarge: a file declares (or holds) more than ``max_bytes``, checked from its header first.
         DatasetError: a missing or malformed file, mismatched counts, labels outside 0-9.
     """
     if kind not in ("mnist", "fashion-mnist"):
@@ -126,8 +129,8 @@ def load_mnist(directory: str | Path, *, kind: str = "mnist") -> Dataset:
         raise DatasetError(f"{str(directory)!r} is not a folder; point to the folder holding the {kind} files")
     arrays: dict[str, np.ndarray] = {}
     for split, (images_name, labels_name) in MNIST_FILES.items():
-        images = read_idx(_find(directory, images_name))
-        labels = read_idx(_find(directory, labels_name))
+        images = read_idx(_find(directory, images_name), max_bytes=max_bytes)
+        labels = read_idx(_find(directory, labels_name), max_bytes=max_bytes)
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DatasetError(
                 f"{images_name} must hold uint8 images of shape (N, H, W), got {images.dtype} {images.shape}"
@@ -159,6 +162,33 @@ def _find(directory: Path, base: str) -> Path:
     )
 
 
+def _check_declared(source: str | Path | bytes, label: str, max_bytes: int) -> None:
+    """Refuse a file whose header declares more than ``max_bytes`` before reading (or unzipping) the rest."""
+    try:
+        with contextlib.ExitStack() as stack:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                f = stack.enter_context(io.BytesIO(bytes(source[: 4 + 4 * 255 + 64 * 1024])))
+            else:
+                f = stack.enter_context(open(source, "rb"))
+            if f.read(2) == _GZIP_MAGIC:
+                f.seek(0)
+                f = stack.enter_context(gzip.GzipFile(fileobj=f))
+            else:
+                f.seek(0)
+            head = f.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _TYPES or head[3] == 0:
+                return  # read_idx says what is wrong
+            raw = f.read(4 * head[3])
+    except (OSError, EOFError, zlib.error):
+        return  # read_idx reports it
+    if len(raw) == 4 * head[3]:
+        expected = math.prod(int(d) for d in np.frombuffer(raw, dtype=">u4")) * _TYPES[head[2]].itemsize
+        if expected > max_bytes:
+            raise DatasetTooLarge(
+                "bytes", f"{label} declares {expected:,} bytes of data ({human_bytes(expected)}); the limit is {human_bytes(max_bytes)}"
+            )
+
+
 def _read_bytes(source: str | Path | bytes, label: str, max_bytes: int) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
@@ -168,7 +198,7 @@ def _read_bytes(source: str | Path | bytes, label: str, max_bytes: int) -> bytes
     except OSError as exc:
         raise DatasetError(f"could not read {label}: {exc.strerror or exc}") from exc
     if len(data) > max_bytes:
-        raise DatasetError(f"{label} is larger than the limit of {max_bytes} bytes")
+        raise DatasetTooLarge("bytes", f"{label} is larger than the limit of {max_bytes:,} bytes")
     return data
 
 
@@ -180,5 +210,5 @@ def _gunzip(data: bytes, label: str, max_bytes: int) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{label} is a corrupt or truncated gzip file ({exc})") from exc
     if len(out) > max_bytes:
-        raise DatasetError(f"{label} decompresses to more than the limit of {max_bytes} bytes")
+        raise DatasetTooLarge("bytes", f"{label} decompresses to more than the limit of {max_bytes:,} bytes")
     return out

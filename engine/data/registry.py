@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from .dataset import Dataset, DatasetError, load_dataset, save_dataset
+from .dataset import Dataset, DatasetError, dataset_info, load_dataset, open_dataset, store_dataset
 from .digits import DIGIT_CLASSES, DIGITS_DESCRIPTION, make_digits
 from .shapes import SHAPE_CLASSES, SHAPES_DESCRIPTION, make_shapes
 
@@ -37,10 +37,12 @@ BUILTIN: Mapping[str, Callable[..., Dataset]] = MappingProxyType({k: v.make for 
 
 
 def builtin_dataset(name: str, cache_dir: str | Path | None = None) -> Dataset:
-    """The built-in dataset ``name``, from ``<cache_dir>/<name>.npz`` when a current copy is there.
+    """The built-in dataset ``name``, from the folder ``<cache_dir>/<name>/`` when a current copy is there
+    (opened memory-mapped, see :func:`~engine.data.dataset.open_dataset`).
 
-    Without ``cache_dir`` the dataset is generated every time. A missing, unreadable or
-    outdated cache file is (re)generated and written atomically.
+    Without ``cache_dir`` the dataset is generated every time. A current ``<name>.npz`` from an older
+    version is moved to the folder format (and removed); a missing, unreadable or outdated cache is
+    (re)generated and written atomically.
 
     Raises:
         DatasetError: for an unknown name.
@@ -49,14 +51,21 @@ def builtin_dataset(name: str, cache_dir: str | Path | None = None) -> Dataset:
         raise DatasetError(f"unknown built-in dataset {name!r}; choose one of {sorted(BUILTIN_INFO)}")
     if cache_dir is None:
         return BUILTIN_INFO[name].make()
-    path = Path(cache_dir) / f"{name}.npz"
-    if path.is_file():
+    folder, legacy = Path(cache_dir) / name, Path(cache_dir) / f"{name}.npz"
+    current = lambda info: info["name"] == name and info["description"] == BUILTIN_INFO[name].description  # noqa: E731
+    try:
+        if folder.is_dir() and current(dataset_info(folder)):
+            return open_dataset(folder)
+    except DatasetError:
+        pass  # damaged cache: generate again below
+    ds = None
+    if legacy.is_file():
         try:
-            cached = load_dataset(path)
-            if cached.name == name and cached.description == BUILTIN_INFO[name].description:
-                return cached
+            old = load_dataset(legacy)
+            ds = old if current({"name": old.name, "description": old.description}) else None
         except DatasetError:
-            pass  # damaged cache: generate again below
-    ds = BUILTIN_INFO[name].make()
-    save_dataset(ds, path)
-    return ds
+            pass
+    ds = ds or BUILTIN_INFO[name].make()
+    store_dataset(ds, folder)
+    legacy.unlink(missing_ok=True)
+    return open_dataset(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import stat
 import zipfile
 
@@ -22,6 +23,17 @@ def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_STORED) -> bytes
     return buf.getvalue()
 
 
+def symlink_zip() -> bytes:
+    """cat/link.png is a symbolic link to /etc/passwd."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        link = zipfile.ZipInfo("cat/link.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("dog/b.png", image_bytes())
+    return buf.getvalue()
+
+
 def class_zip(prefix: str = "") -> bytes:
     return make_zip({f"{prefix}{cls}/{i}.png": image_bytes("PNG", size=(20 + i, 20)) for cls in ("cat", "dog") for i in range(5)})
 
@@ -31,7 +43,7 @@ def post_zip(c, data: bytes, name: str = "pets", **fields):
 
 
 def test_builtins_listed_before_generation(data_dir, pretrained_dir):
-    data_dir.joinpath("datasets", "digits.npz").unlink()
+    shutil.rmtree(data_dir / "datasets" / "digits")
     with open_client(make_settings(data_dir, pretrained_dir)) as c:
         listed = {d["name"]: d for d in c.get(f"{API}/datasets").json()}
         assert listed["digits"]["ready"] is False and listed["digits"]["input_shape"] == [1, 28, 28]
@@ -43,11 +55,11 @@ def test_builtins_listed_before_generation(data_dir, pretrained_dir):
 
 def test_warm_up_generates_builtins(data_dir, pretrained_dir):
     for name in ("digits", "shapes"):
-        data_dir.joinpath("datasets", f"{name}.npz").unlink()
+        shutil.rmtree(data_dir / "datasets" / name)
     with open_client(make_settings(data_dir, pretrained_dir, warm_datasets=True)) as c:
         c.get(f"{API}/datasets/shapes")
         c.get(f"{API}/datasets/digits")
-    assert data_dir.joinpath("datasets", "digits.npz").is_file()
+    assert data_dir.joinpath("datasets", "digits", "x_train.npy").is_file()
 
 
 def test_samples(client):
@@ -113,13 +125,7 @@ def test_upload_zip_errors(client):
         r = post_zip(client, data, name=label.replace(" ", "-"))
         assert r.status_code == status, (label, r.text)
         assert isinstance(r.json()["detail"], str)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        link = zipfile.ZipInfo("cat/link.png")
-        link.external_attr = (stat.S_IFLNK | 0o777) << 16
-        zf.writestr(link, "/etc/passwd")
-        zf.writestr("dog/b.png", image_bytes())
-    r = post_zip(client, buf.getvalue(), name="links")
+    r = post_zip(client, symlink_zip(), name="links")
     assert r.status_code == 422 and "link" in r.json()["detail"]
     assert post_zip(client, class_zip(), name="Bad Name!").status_code == 422
     assert post_zip(client, class_zip(), name="ok", channels="2").status_code == 422

@@ -1,4 +1,4 @@
-"""Dataset validation, counts, float conversion and the pickle-free .npz format."""
+"""Dataset validation, counts, float conversion, the lazily opened folder format and the pickle-free .npz."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pytest
 from engine.data.dataset import (
     Dataset,
     DatasetError,
+    dataset_info,
     load_dataset,
+    open_dataset,
     save_dataset,
+    store_dataset,
     to_float,
 )
 
@@ -140,3 +143,39 @@ def test_load_validates_labels_and_dtypes(tmp_path):
     )
     with pytest.raises(DatasetError, match="uint8"):
         load_dataset(path)
+
+
+def test_folder_format_round_trip_is_lazy_and_pickle_free(tmp_path):
+    ds = small(x_test=np.zeros((0, 1, 4, 5), np.uint8), y_test=np.zeros(0, np.int64))
+    store_dataset(ds, tmp_path / "toy")
+    store_dataset(ds, tmp_path / "toy")  # replacing leaves no temp folder behind
+    assert [p.name for p in tmp_path.iterdir()] == ["toy"]
+    info = dataset_info(tmp_path / "toy")
+    assert info["sizes"] == {"train": 7, "test": 0} and info["counts"]["train"] == [1, 2, 4]
+    assert info["input_shape"] == [1, 4, 5] and info["classes"] == ["a", "b", "c"]
+    back = open_dataset(tmp_path / "toy")
+    assert isinstance(back.x_train, np.memmap) and not back.x_train.flags.writeable
+    np.testing.assert_array_equal(back.x_train, ds.x_train)
+    np.testing.assert_array_equal(to_float(back.x_train[[1, 3]]), to_float(ds.x_train[[1, 3]]))
+    assert (back.name, back.description, back.x_test.shape) == ("toy", "tiny", (0, 1, 4, 5))
+    assert not isinstance(open_dataset(tmp_path / "toy", mmap=False).x_train, np.memmap)
+    assert isinstance(load_dataset(tmp_path / "toy").x_train, np.memmap)  # load_dataset opens folders too
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "x_train.npy").write_bytes((d / "x_train.npy").read_bytes()[:-10]), "bytes"),
+        (lambda d: np.save(d / "x_train.npy", np.zeros((7, 1, 4, 4), np.uint8)), "says"),
+        (lambda d: np.save(d / "y_test.npy", np.array([0, 1, 9])), "labels"),
+        (lambda d: np.save(d / "y_train.npy", np.array([object()] * 7), allow_pickle=True), "says|read"),
+        (lambda d: (d / "dataset.json").write_text('{"name": 3}'), "not a dataset description"),
+        (lambda d: (d / "dataset.json").unlink(), "could not read"),
+        (lambda d: (d / "y_test.npy").unlink(), "could not read"),
+    ],
+)
+def test_damaged_folders_are_refused_before_use(tmp_path, damage, message):
+    store_dataset(small(), tmp_path / "toy")
+    damage(tmp_path / "toy")
+    with pytest.raises(DatasetError, match=message):
+        open_dataset(tmp_path / "toy")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.data.archive import ArchiveError, check_zip, read_member
-from engine.data.dataset import DatasetError
+from engine.data.dataset import DatasetError, DatasetTooLarge
 from engine.data.folder import load_image_folder
 
 
@@ -205,3 +205,38 @@ def test_unsafe_zip_is_refused_by_the_folder_loader(tmp_path):
     (tmp_path / "fake.zip").write_bytes(b"PK\x03\x04 but not really")
     with pytest.raises(DatasetError):
         load_image_folder(tmp_path / "fake.zip")
+
+
+def test_size_budget_refuses_before_decoding(tmp_path, monkeypatch):
+    import engine.data.folder as folder
+
+    make_tree(tmp_path / "src", {"a": 3, "b": 3})
+    monkeypatch.setattr(folder, "open_image", lambda *a, **k: pytest.fail("decoded before the budget was checked"))
+    with pytest.raises(DatasetTooLarge, match=r"6 images of 3x32x32 need 18,432 bytes as stored; the limit is 18,431 bytes") as e:
+        load_image_folder(tmp_path / "src", input_shape=(3, 32, 32), max_bytes=6 * 3 * 32 * 32 - 1)
+    assert e.value.budget == "bytes"
+
+
+def test_cpu_budget_stops_the_import(tmp_path):
+    make_tree(tmp_path / "src", {"a": 3, "b": 3})
+    with pytest.raises(DatasetTooLarge, match="CPU time, with 0 of 6 images decoded") as e:
+        load_image_folder(tmp_path / "src", input_shape=(1, 6, 6), max_seconds=0.0)
+    assert e.value.budget == "seconds"
+
+
+def test_import_to_a_folder_streams_to_disk_and_opens_lazily(tmp_path):
+    make_tree(tmp_path / "src", {"a": 4, "b": 3})
+    in_memory, _ = load_image_folder(tmp_path / "src", input_shape=(1, 6, 6), seed=2)
+    stored, report = load_image_folder(tmp_path / "src", input_shape=(1, 6, 6), seed=2, dest=tmp_path / "out" / "ds")
+    assert isinstance(stored.x_train, np.memmap) and not isinstance(in_memory.x_train, np.memmap)
+    for f in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(stored, f), getattr(in_memory, f))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ds"]  # no pool or temp folder left
+
+
+def test_no_usable_image_says_why(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"not an image")
+    make_tree(tmp_path, {"b": 2})
+    with pytest.raises(DatasetError, match=r"'a' has no usable image \(a/x.png: unsupported"):
+        load_image_folder(tmp_path)

@@ -7,7 +7,7 @@ import pytest
 
 from engine import data
 from engine.data import registry
-from engine.data.dataset import Dataset, DatasetError, save_dataset
+from engine.data.dataset import Dataset, DatasetError, save_dataset, store_dataset
 
 
 def tiny(name: str, description: str) -> Dataset:
@@ -36,19 +36,30 @@ def test_builtin_names():
 
 def test_cache_is_written_once_and_reused(tmp_path, counted):
     first = registry.builtin_dataset("shapes", tmp_path)
-    assert (tmp_path / "shapes.npz").is_file() and len(counted) == 1
+    assert (tmp_path / "shapes" / "dataset.json").is_file() and len(counted) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["shapes"]  # no temp folder left behind
     second = registry.builtin_dataset("shapes", tmp_path)
     assert len(counted) == 1
+    assert isinstance(second.x_train, np.memmap)  # opened lazily
     np.testing.assert_array_equal(first.y_test, second.y_test)
 
 
 def test_damaged_or_outdated_cache_is_regenerated(tmp_path, counted):
-    (tmp_path / "shapes.npz").write_bytes(b"garbage")
+    (tmp_path / "shapes").mkdir()
+    (tmp_path / "shapes" / "dataset.json").write_bytes(b"garbage")
     registry.builtin_dataset("shapes", tmp_path)
     assert len(counted) == 1
-    save_dataset(tiny("shapes", "made by an older generator"), tmp_path / "shapes.npz")
+    store_dataset(tiny("shapes", "made by an older generator"), tmp_path / "shapes")
     assert registry.builtin_dataset("shapes", tmp_path).description == "v-test"
     assert len(counted) == 2
+
+
+def test_an_older_npz_cache_is_moved_not_regenerated(tmp_path, counted):
+    old = tiny("shapes", "v-test")
+    save_dataset(old, tmp_path / "shapes.npz")
+    moved = registry.builtin_dataset("shapes", tmp_path)
+    assert len(counted) == 0 and not (tmp_path / "shapes.npz").exists()
+    np.testing.assert_array_equal(moved.x_train, old.x_train)
 
 
 def test_no_cache_dir_generates(counted):
