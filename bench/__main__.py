@@ -1,4 +1,4 @@
-"""``python -m bench engine|training|api [--json]``: print a table, or the same figures as JSON."""
+"""``python -m bench engine|training|api|explain [--json]``: print a table, or the same figures as JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", choices=["engine", "training", "api"])
+    parser.add_argument("suite", choices=["engine", "training", "api", "explain"])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (more: steadier medians)")
     args = parser.parse_args(argv)
