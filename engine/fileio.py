@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -49,12 +50,21 @@ def atomic_write(path: str | Path, data: bytes) -> None:
 
 
 def remove_stray_temps(root: str | Path) -> int:
-    """Delete the ``.tmp-*`` files atomic writes left anywhere under ``root`` (a killed process's); returns how many.
+    """Delete the ``.tmp-*`` files and folders that writes left anywhere under ``root`` (a killed
+    process's); returns how many.
 
     Call only when no write can be under way (at start-up): a live write's temp file matches too.
     """
     removed = 0
-    for folder, _, files in os.walk(root):  # symlinked folders are not followed
+    for folder, dirs, files in os.walk(root):  # symlinked folders are not followed
+        for name in [d for d in dirs if d.startswith(TMP_PREFIX)]:
+            path = Path(folder, name)
+            if path.is_symlink():
+                path.unlink()
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            dirs.remove(name)
+            removed += 1
         for name in files:
             if name.startswith(TMP_PREFIX):
                 Path(folder, name).unlink(missing_ok=True)

@@ -91,7 +91,8 @@ def test_start_removes_what_a_killed_server_left(settings, tmp_path):
     left = [settings.tmp_dir / "tmpab12cd.zip", settings.tmp_dir / "part" / "x.bin",
             settings.models_dir / mid / f"{TMP_PREFIX}checkpoint.npz.k2j3.tmp",
             settings.datasets_dir / f"{TMP_PREFIX}digits.npz.a1.tmp", settings.images_dir / f"{TMP_PREFIX}0123.bin.zz.tmp",
-            settings.models_dir / ".new-abc" / "checkpoint.npz", settings.models_dir / ".deleted-abc-123456" / "history.json"]
+            settings.models_dir / ".new-abc" / "checkpoint.npz", settings.models_dir / ".deleted-abc-123456" / "history.json",
+            settings.datasets_dir / f"{TMP_PREFIX}mine.x1" / "images.npy"]  # a dataset import's folder
     for path in left:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
@@ -100,4 +101,5 @@ def test_start_removes_what_a_killed_server_left(settings, tmp_path):
     assert not [p for p in left if p.exists()]
     assert list(settings.tmp_dir.iterdir()) == []
     assert not (settings.models_dir / ".new-abc").exists() and not (settings.models_dir / ".deleted-abc-123456").exists()
+    assert not (settings.datasets_dir / f"{TMP_PREFIX}mine.x1").exists()
     assert (outside / f"{TMP_PREFIX}keep").exists()
