@@ -66,7 +66,7 @@ class Busy(AppError):
     status = 503
 
     def __init__(self, detail: str, retry_after: int = 2):
-        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after)))})  # whole seconds, at least 1
 
 
 def error_body(detail: str, **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``python -m bench engine|training|api|explain [--json]``: print a table, or the same figures as JSON."""
+"""``python -m bench engine|training|api|load|explain [--json]``: print a table, or the same figures as JSON."""
 
 from __future__ import annotations
 
@@ -14,16 +14,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", choices=["engine", "training", "api", "explain"])
+    parser.add_argument("suite", choices=["engine", "training", "api", "load", "explain"])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (more: steadier medians)")
+    parser.add_argument("--seconds", type=float, default=None, help="load: how long the clients run (default 20)")
+    parser.add_argument("--clients", type=int, default=None, help="load: concurrent clients (default 50)")
     args = parser.parse_args(argv)
     # the allocator settings `cnnvis serve` and `cnnvis train` run with; both sides share them
     from engine.runtime import keep_freed_memory
 
     keep_freed_memory()
     module = importlib.import_module(f"bench.{args.suite}")
-    report = module.run(**({"rounds": args.rounds} if args.rounds else {}))
+    given = {"rounds": args.rounds, "seconds": args.seconds, "clients": args.clients}
+    report = module.run(**{k: v for k, v in given.items() if v is not None})
     print(json.dumps(report, indent=2) if args.json else module.table(report))
 
 

@@ -44,7 +44,7 @@ class LiveSession:
     def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str], None], close: Callable[[int, str], None]):
         self.state, self.rec, self._emit, self._close = state, rec, emit, close
         self.commands: queue.Queue = queue.Queue()
-        self.playing = False
+        self._playing = False
         self.remaining: int | None = None  # steps left of a "step" action; None while playing freely
         self.eval_every = 0
         self.eval_examples: int | None = 1000
@@ -58,6 +58,17 @@ class LiveSession:
         self._window = (time.monotonic(), rec.step)
         self._ended = threading.Event()  # the model is being deleted: no more steps, saves or messages
         self.thread = threading.Thread(target=self._run, name=f"cnnvis-live-{rec.id}", daemon=True)
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    @playing.setter
+    def playing(self, value: bool) -> None:
+        """Set by the thread only; the CPU limiter hears of each change (it leaves a playing trainer a core)."""
+        if value != self._playing:
+            self._playing = value
+            self.state.cpu.training(value)
 
     # ---- called from the event loop ------------------------------------------------------
     def start(self) -> None:
