@@ -9,7 +9,10 @@ to a status code. :func:`to_mode` and :func:`preprocess` turn any decoded image 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import warnings
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -19,6 +22,7 @@ __all__ = [
     "ALLOWED_FORMATS",
     "ImageError",
     "array_to_png",
+    "decoding_cost",
     "open_image",
     "preprocess",
     "to_mode",
@@ -27,31 +31,32 @@ __all__ = [
 
 ALLOWED_FORMATS: frozenset[str] = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"})
 ImageErrorKind = Literal["unsupported", "too_large", "corrupt"]
+MB = 1024 * 1024
+DEFAULT_DECODED_BYTES = 64 * MB
+# Pillow's own bomb check, before ours: it warns above this many pixels and raises above twice it.
+# Its default (89 MP, a warning only) lets a forged header through to a decode; the warning is
+# made an error below, so a bomb is always an ImageError ("too_large"), never a warning.
+PILLOW_MAX_PIXELS = 8192 * 8192
+Image.MAX_IMAGE_PIXELS = PILLOW_MAX_PIXELS
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class ImageError(ValueError):
-    """An image that cannot be used; ``kind`` says why, ``message`` says it to a person."""
+    """An image that cannot be used; ``kind`` says why, ``message`` says it to a person.
 
-    def __init__(self, kind: ImageErrorKind, message: str) -> None:
+    ``limit`` names the limit a "too_large" image broke ("side", "pixels", "decoded_bytes" or
+    "pillow"), so a caller can name the setting that raises it.
+    """
+
+    def __init__(self, kind: ImageErrorKind, message: str, *, limit: str | None = None) -> None:
         super().__init__(message)
         self.kind: ImageErrorKind = kind
         self.message = message
+        self.limit = limit
 
 
-def open_image(data: bytes, *, max_pixels: int = 4096 * 4096, max_side: int = 4096) -> Image.Image:
-    """Decode one image from bytes, safely.
-
-    Steps: identify the format from the header (lazy ``Image.open``, limited to
-    :data:`ALLOWED_FORMATS`); check width, height and pixel count from the header; decode
-    the first frame fully; apply the EXIF orientation.
-
-    Returns:
-        A fully loaded single-frame PIL image, in whatever mode the file has.
-
-    Raises:
-        ImageError: kind "unsupported" (not one of the allowed formats), "too_large" (over
-            ``max_side`` per side or ``max_pixels`` in all) or "corrupt" (truncated or invalid).
-    """
+def _open_header(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
+    """A lazily opened image whose format and size are checked; no pixel decoded yet."""
     allowed = ", ".join(sorted(ALLOWED_FORMATS))
     try:
         img = Image.open(io.BytesIO(data), formats=sorted(ALLOWED_FORMATS))
@@ -61,8 +66,8 @@ def open_image(data: bytes, *, max_pixels: int = 4096 * 4096, max_side: int = 40
             raise ImageError("corrupt", f"the {fmt} image is truncated or damaged") from exc
         raise ImageError("unsupported", f"not a supported image; use one of {allowed}") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        # Pillow's own limit (89 MP by default) fired before ours could: far too large anyway.
-        raise ImageError("too_large", f"the image is far too large ({exc})") from exc
+        # Pillow's own limit (PILLOW_MAX_PIXELS) fired before ours could: far too large anyway.
+        raise ImageError("too_large", f"the image is far too large ({exc})", limit="pillow") from exc
     except Exception as exc:
         raise ImageError("corrupt", f"the image header is damaged ({exc})") from exc
     if img.format not in ALLOWED_FORMATS:
@@ -75,19 +80,95 @@ def open_image(data: bytes, *, max_pixels: int = 4096 * 4096, max_side: int = 40
             "too_large",
             f"the image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); the limit is "
             f"{max_side} pixels per side and {max_pixels / 1e6:.1f} MP in all",
+            limit="side" if width > max_side or height > max_side else "pixels",
         )
-    fmt = img.format
-    try:
-        img.seek(0)  # GIF / TIFF: the first frame only
-        img.load()
-    except Exception as exc:
-        raise ImageError("corrupt", f"the {fmt} image is truncated or damaged ({exc})") from exc
-    try:
-        out = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001  damaged EXIF: keep the pixels as stored
-        out = img.copy()
+    return img
+
+
+def open_image(
+    data: bytes,
+    *,
+    max_pixels: int = 4096 * 4096,
+    max_side: int = 4096,
+    max_decoded_bytes: int = DEFAULT_DECODED_BYTES,
+    fit: tuple[int, int] | None = None,
+    admit: Callable[[int], contextlib.AbstractContextManager[object]] | None = None,
+) -> Image.Image:
+    """Decode one image from bytes, safely, its memory bounded before any pixel is decoded.
+
+    Steps: identify the format from the header (lazy ``Image.open``, limited to
+    :data:`ALLOWED_FORMATS`); check width, height and pixel count from the header; with ``fit``
+    ``(width, height)``, ask JPEG for a reduced decode (``draft``, DCT scaling, to at least twice
+    ``fit``); check :func:`decoding_cost` against ``max_decoded_bytes``; decode the first frame
+    only (later frames are never read, nor counted); ``Image.reduce`` by whole factors while both
+    sides stay at least twice ``max(fit)``; apply the EXIF orientation (after the reduction, so
+    the full-size image is never copied). ``admit(cost)``, when given, is entered around the
+    decoding and the reduction (a server's ledger of the bytes all its decodes take at once).
+
+    Returns:
+        A fully loaded single-frame PIL image, in whatever mode the file has, reduced when
+        ``fit`` allows; ``info["full_size"]`` is its ``(width, height)`` before any reduction,
+        as displayed (after the EXIF orientation).
+
+    Raises:
+        ImageError: kind "unsupported" (not one of the allowed formats), "too_large" (over
+            ``max_side`` per side, ``max_pixels`` in all or ``max_decoded_bytes`` to decode; then
+            ``limit`` is "side", "pixels" or "decoded_bytes") or "corrupt" (truncated or invalid).
+    """
+    img = _open_header(data, max_pixels=max_pixels, max_side=max_side)
+    fmt, full = img.format, img.size
+    side = max(fit) if fit else 0
+    if fit and fmt == "JPEG":
+        img.draft(img.mode, (2 * side, 2 * side))  # the largest 1/1..1/8 scale still covering it
+    cost = decoding_cost(img)
+    if cost > max_decoded_bytes:
+        w, h = img.size
+        raise ImageError(
+            "too_large",
+            f"the {fmt} image needs {cost / MB:.1f} MB to decode ({w}x{h} pixels, {_per_pixel_words(img)}); "
+            f"the limit is {max_decoded_bytes / MB:g} MB",
+            limit="decoded_bytes",
+        )
+    with admit(cost) if admit else contextlib.nullcontext():
+        try:
+            img.seek(0)  # GIF / TIFF / APNG / WebP: the first frame only
+            img.load()
+        except Exception as exc:
+            raise ImageError("corrupt", f"the {fmt} image is truncated or damaged ({exc})") from exc
+        try:
+            orientation = int(img.getexif().get(0x0112, 1))
+        except Exception:  # noqa: BLE001  damaged EXIF: keep the pixels as stored
+            orientation = 1
+        if side:
+            img = _reduce(img, (side, side))
+        try:
+            out = ImageOps.exif_transpose(img) if orientation != 1 else img
+        except Exception:  # noqa: BLE001  damaged EXIF: keep the pixels as stored
+            out = img
+        del img  # the full-size pixels go before the ledger is released (when reduced)
     out.format = fmt
+    out.info["full_size"] = full[::-1] if orientation in (5, 6, 7, 8) else full
     return out
+
+
+def decoding_cost(img: Image.Image) -> int:
+    """Bytes that decoding ``img``'s first frame takes, from its header alone (nothing decoded).
+
+    ``width x height x`` the larger of Pillow's storage per pixel (1 byte for "1", "L", "P";
+    2 for "I;16"; 4 for every other mode: Pillow keeps RGB as 4 bytes) and the file's own
+    ``channels x bytes per channel`` (16-bit PNG and TIFF: 2 bytes a channel), plus the
+    decoder's own buffers where they are large, measured here at 4096x4096: libwebp keeps
+    three more 4-byte canvases (WebP: 16 bytes a pixel in all, 263 MB), and a progressive
+    JPEG keeps every DCT coefficient at full size (2 bytes a sample) even under ``draft``.
+    Animated images count their first frame only (the only one decoded).
+    """
+    w, h = img.size
+    cost = w * h * max(_storage_bytes(img.mode), _file_pixel_bytes(img))
+    if img.format == "WEBP":
+        cost += w * h * 12
+    if img.format == "JPEG" and (img.info.get("progressive") or img.info.get("progression")):
+        cost += _jpeg_coefficient_bytes(img)
+    return cost
 
 
 def to_mode(img: Image.Image, channels: int, *, background: int | None = None) -> Image.Image:
@@ -124,11 +205,14 @@ def to_mode(img: Image.Image, channels: int, *, background: int | None = None) -
 def to_uint8_chw(img: Image.Image, input_shape: tuple[int, int, int]) -> np.ndarray:
     """Resize so the image covers (H, W) (antialiased bilinear), centre-crop, convert to C channels.
 
+    A large image is first reduced by a whole factor (box average, ``Image.reduce``) while both
+    sides stay at least twice (W, H), so the conversion never works on the full-size pixels.
+
     Returns:
         (C, H, W) uint8.
     """
     c, h, w = input_shape
-    img = to_mode(img, c)
+    img = to_mode(_reduce(img, (w, h)), c)
     scale = max(h / img.height, w / img.width)
     new_w = max(w, round(img.width * scale))
     new_h = max(h, round(img.height * scale))
@@ -203,3 +287,67 @@ def _contrasting(rgba: np.ndarray, alpha: np.ndarray) -> int:
     luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     mean = float((luma * alpha[..., 0]).sum()) / weight
     return 0 if mean >= 128 else 255
+
+
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}  # other modes: 4
+
+
+def _storage_bytes(mode: str) -> int:
+    """Bytes a pixel takes in Pillow's memory (RGB is stored in 4 bytes, like RGBA)."""
+    return _STORAGE_BYTES.get(mode, 4)
+
+
+def _file_pixel_bytes(img: Image.Image) -> int:
+    """The file's own ``channels x bytes per channel`` (2 bytes for 16-bit PNG or TIFF samples)."""
+    rawmode = img.tile[0].args if img.tile else None
+    rawmode = rawmode[0] if isinstance(rawmode, tuple) and rawmode else rawmode
+    deep = isinstance(rawmode, str) and ";16" in rawmode
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None
+        deep = deep or bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) > 8
+    return len(img.getbands()) * (2 if deep else 1)
+
+
+def _per_pixel_words(img: Image.Image) -> str:
+    """How :func:`decoding_cost` counted a pixel, for the refusal message."""
+    channels = len(img.getbands())
+    per_channel = max(_storage_bytes(img.mode), _file_pixel_bytes(img)) / channels
+    extra = " plus the decoder's buffers" if img.format in ("WEBP", "JPEG") else ""
+    return f"{channels} channel{'s' * (channels > 1)} x {per_channel:g} bytes{extra}"
+
+
+def _jpeg_coefficient_bytes(img: Image.Image) -> int:
+    """A progressive JPEG's coefficient buffer: 2 bytes a sample of each component, at full size."""
+    w, h = img.size
+    config = getattr(img, "decoderconfig", ())  # draft() shrinks img.size; the buffer stays full size
+    scale = config[0] if config else 1
+    layers = getattr(img, "layer", None) or [(0, 1, 1, 0)] * len(img.getbands())
+    hmax = max(lay[1] for lay in layers)
+    vmax = max(lay[2] for lay in layers)
+    samples = sum(lay[1] * lay[2] for lay in layers) / (hmax * vmax)
+    return int(w * h * scale * scale * 2 * samples)
+
+
+_CONVERT_TO_REDUCE = {"PA": "RGBA", "1": "L"}  # "P" goes to RGBA or RGB, by its transparency
+
+
+def _reduce(img: Image.Image, fit: tuple[int, int]) -> Image.Image:
+    """``img`` reduced by the largest whole factor keeping both sides at least twice ``fit`` (W, H).
+
+    A box average (``Image.reduce``; for 16-bit grey, which it refuses, a BOX ``resize``, which
+    takes it at 2 bytes a pixel). Palette and bilevel images are first converted to a mode it
+    takes, as :func:`to_mode` would convert them anyway: palette to RGB(A), bilevel to L.
+    """
+    factor = min(img.width // (2 * max(fit[0], 1)), img.height // (2 * max(fit[1], 1)))
+    if factor < 2:
+        return img
+    if img.mode.startswith("I;16"):
+        return img.resize((img.width // factor, img.height // factor), Image.Resampling.BOX)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif img.mode in _CONVERT_TO_REDUCE:
+        img = img.convert(_CONVERT_TO_REDUCE[img.mode])
+    try:
+        return img.reduce(factor)
+    except ValueError:  # a rare mode reduce() does not take: convert at full size, as before
+        return img

@@ -14,6 +14,7 @@ from engine.data.images import (
     ALLOWED_FORMATS,
     ImageError,
     array_to_png,
+    decoding_cost,
     open_image,
     preprocess,
     to_mode,
@@ -216,3 +217,75 @@ def test_array_to_png_round_trip():
 def test_to_mode_rejects_other_channel_counts():
     with pytest.raises(ValueError):
         to_mode(Image.new("RGB", (2, 2)), 4)
+
+
+def flat_png_16(width: int, height: int, channels: int) -> bytes:
+    """A 16-bit grey (1) or RGBA (4) PNG of one colour, compressed row by row (tiny on disk)."""
+    color = {1: 0, 4: 6}[channels]
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, color, 0, 0, 0)
+    packer, row = zlib.compressobj(9), b"\0" + b"\x9c\x40" * channels * width
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def test_decoding_cost_from_the_header():
+    def cost(data: bytes) -> int:
+        return decoding_cost(Image.open(io.BytesIO(data)))
+
+    assert cost(encode(Image.new("L", (100, 10)), "PNG")) == 1000
+    assert cost(encode(Image.new("RGB", (100, 10)), "PNG")) == 4000  # Pillow keeps RGB in 4 bytes
+    assert cost(encode(Image.new("P", (100, 10)), "GIF")) == 1000
+    assert cost(flat_png_16(100, 10, 1)) == 2000
+    assert cost(flat_png_16(100, 10, 4)) == 8000  # the file's 16 bits, though Pillow keeps 8
+    assert cost(encode(Image.new("RGB", (100, 10)), "WEBP", lossless=True)) == 16000  # libwebp's canvases
+    plain = cost(encode(Image.new("RGB", (160, 80)), "JPEG"))
+    assert plain == 160 * 80 * 4
+    progressive = cost(encode(Image.new("RGB", (160, 80)), "JPEG", progressive=True))
+    assert progressive == plain + 160 * 80 * 2 * 1.5  # + coefficients: Y in full, Cb and Cr at 4:2:0
+
+
+def test_decoded_bytes_over_the_budget_are_refused_before_decoding():
+    data = flat_png_16(1024, 1024, 4)  # 8 MB decoded, a few KB on disk
+    with pytest.raises(ImageError) as err:
+        open_image(data, max_decoded_bytes=4 * 1024 * 1024)
+    assert err.value.kind == "too_large" and err.value.limit == "decoded_bytes"
+    assert "8.0 MB" in err.value.message and "1024x1024" in err.value.message and "4 MB" in err.value.message
+    assert open_image(data, max_decoded_bytes=8 * 1024 * 1024).size == (1024, 1024)
+
+
+def test_pillow_bombs_are_errors_not_warnings():
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS <= 8192 * 8192
+    with pytest.raises(ImageError) as err:
+        open_image(png_header_only(60000, 60000), max_side=100000, max_pixels=10**10)
+    assert err.value.kind == "too_large" and err.value.limit == "pillow"
+
+
+def test_fit_reduces_while_decoding_and_keeps_the_full_size():
+    arr = np.zeros((800, 1200, 3), dtype=np.uint8)
+    arr[:, 600:] = 255
+    jpeg = encode(Image.fromarray(arr), "JPEG", quality=95)
+    img = open_image(jpeg, fit=(64, 64))
+    assert img.size == (300, 200) and img.info["full_size"] == (1200, 800)  # draft: 1/4 scale, still >= 128
+    assert np.abs(preprocess(img, (3, 64, 64)) - preprocess(open_image(jpeg), (3, 64, 64))).max() < 0.1
+    png = encode(Image.fromarray(arr), "PNG")
+    small = open_image(png, fit=(64, 64))
+    assert small.size == (200, 134) and small.info["full_size"] == (1200, 800)  # reduce(6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = open_image(encode(Image.fromarray(arr), "JPEG", exif=exif), fit=(16, 16))
+    assert rotated.info["full_size"] == (800, 1200) and rotated.width < rotated.height
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Image.fromarray(np.tile(np.repeat(np.arange(0, 65536, 257, dtype=np.uint16), 2), (256, 1))),  # I;16 ramp
+    lambda: Image.fromarray(np.tile(np.repeat(np.arange(256, dtype=np.uint8), 2), (256, 1))).convert("P"),
+    lambda: Image.fromarray(np.tile(np.repeat(np.arange(256, dtype=np.uint8), 2), (256, 1))).convert("1"),
+    lambda: Image.new("RGBA", (512, 256), (255, 0, 0, 128)),
+])
+def test_reducing_before_conversion_keeps_the_meaning(make):
+    img = make()
+    assert img.size == (512, 256)
+    # The oracle: the plain path, converting at full size, then the same antialiased resize.
+    plain = np.asarray(to_mode(img, 3).resize((16, 8), Image.Resampling.BILINEAR), dtype=int)
+    fast = to_uint8_chw(img, (3, 8, 16)).transpose(1, 2, 0).astype(int)  # reduced by 16 first
+    assert np.abs(fast - plain).max() <= 3
