@@ -24,7 +24,7 @@ class Settings:
     max_upload_bytes: int = 10 * MB  # images and JSON bodies
     max_archive_bytes: int = 100 * MB  # dataset zips and checkpoint imports
     max_image_side: int = 4096
-    max_cpu_jobs: int = 4  # CPU-bound requests at once; more wait up to cpu_wait_s, then 503
+    max_cpu_jobs: int = 4  # CPU-bound requests at once, at most (fewer while trainers play; see app.concurrency)
     cpu_wait_s: float = 5.0
     lock_wait_s: float = 60.0  # longest wait for a model's lock before 503
     max_train_steps: int = 1000  # per POST /train request

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from bench.timing import percentile
-from tests.api.serve import Server
+from bench.server import Server
 
 API = "/api/v1"
 BATCH = 32

@@ -1,5 +1,5 @@
-"""A real server for the tests that need one: its own process (so its memory can be read and it can
-be killed), on 127.0.0.1, started by the same command a person uses."""
+"""A real server for the benchmarks and the tests that need one: its own process (so its memory can
+be read and it can be killed), on 127.0.0.1, started by the same command a person uses."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, image_bytes
-from tests.api.serve import Server
+from bench.server import Server
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from engine.checkpoint import checkpoint_bytes, load_checkpoint
 from engine.fileio import TMP_PREFIX
 from engine.model import Model
 from tests.api.conftest import SMALL_SPEC, image_bytes
-from tests.api.serve import Server
+from bench.server import Server
 
 KILLS = 20
 

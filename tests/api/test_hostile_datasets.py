@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.api.conftest import image_bytes, make_settings, open_client
-from tests.api.serve import Server
+from bench.server import Server
 from tests.api.test_datasets import make_zip, post_zip, symlink_zip
 
 API = "/api/v1"

@@ -20,7 +20,7 @@ from app.config import get_settings
 from app.main import create_app
 from app.security import CSP
 from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, make_settings, open_client
-from tests.api.serve import Server
+from bench.server import Server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's import-time note about httpx2 (see conftest)
