@@ -86,7 +86,7 @@ def make_state(settings: Settings) -> AppState:
     quota = Quota(settings)
     store = ModelStore(settings, quota)
     store.load()
-    state = AppState(settings=settings, models=store, datasets=DatasetStore(settings), images=ImageStore(settings),
+    state = AppState(settings=settings, models=store, datasets=DatasetStore(settings, quota), images=ImageStore(settings),
                      cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), quota=quota, live=None)
     state.live = LiveRegistry(state)
     return state

@@ -15,9 +15,10 @@ ImageId = Annotated[str, Path(max_length=64)]
 @router.post("/images", status_code=201, summary="Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF; 10 MB, 4096x4096)",
              description="413 when the file, its sides or the memory decoding it takes (from its header) are over a limit; "
                          "415 not an image format read here; 422 truncated or damaged; 507 when CNNVIS_MAX_IMAGES uploads "
-                         "are stored. Uploads no model or page uses for CNNVIS_IMAGE_TTL_S seconds expire.")
+                         "are stored or the data directory is at CNNVIS_MAX_DATA_BYTES. Uploads no model or page uses for CNNVIS_IMAGE_TTL_S seconds expire.")
 def upload_image(state: State, file: Annotated[UploadFile, File(description="the image")]) -> dict:
     data = file.file.read(state.settings.max_upload_bytes + 1)
+    state.quota.check_bytes(len(data))
     with state.cpu.slot():
         return state.images.save(data)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, QuotaExceeded, TooLarge
+from app.quota import Quota, folder_bytes
 from engine.data.archive import ArchiveError
 from engine.data.cifar import load_cifar10
 from engine.data.dataset import (
@@ -60,7 +61,8 @@ def info_json(info: dict[str, Any], *, builtin: bool) -> dict[str, Any]:
 
 
 class DatasetStore:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, quota: Quota | None = None):
+        self.quota = quota  # the data directory's byte quota, checked with what an import stored
         self.root = Path(settings.datasets_dir)
         self.import_root = Path(settings.import_dir)
         self.sizes = dict(settings.builtin_sizes or {})
@@ -275,6 +277,12 @@ class DatasetStore:
             if len(ds.y_test) == 0:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise Invalid("the test split would be empty: give each class at least 2 images (or add a test/ folder)")
+            if self.quota is not None:
+                try:
+                    self.quota.check_bytes(folder_bytes(folder))
+                except QuotaExceeded:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
             with self._mutex:
                 self._loaded[name] = ds
         return ds, report

@@ -75,3 +75,17 @@ def test_byte_accounting_between_measurements(tmp_path):
     quota.check_models(199)  # the 200th model fits
     with pytest.raises(QuotaExceeded):
         quota.check_models(200)
+
+
+def test_byte_quota_refuses_images_and_dataset_imports(data_dir, pretrained_dir):
+    from tests.api.conftest import image_bytes
+    from tests.api.test_datasets import class_zip, post_zip
+
+    full = make_settings(data_dir, pretrained_dir, max_data_bytes=folder_bytes(data_dir) + 100)
+    with open_client(full) as c:
+        r = c.post(f"{API}/images", files={"file": ("a.png", image_bytes(size=(64, 64)), "image/png")})
+        assert r.status_code == 507 and "CNNVIS_MAX_DATA_BYTES" in r.json()["detail"]
+        r = post_zip(c, class_zip(), channels="1", height="16", width="16")
+        assert r.status_code == 507 and "CNNVIS_MAX_DATA_BYTES" in r.json()["detail"]
+        assert "pets" not in [d["name"] for d in c.get(f"{API}/datasets").json()]
+        assert not (full.datasets_dir / "pets").exists()  # what the import wrote is gone
