@@ -46,12 +46,25 @@ class ForwardRequest(InputRef):
     pass
 
 
+ExplainMethod = Literal["gradient", "saliency", "smoothgrad", "gradient_x_input", "integrated_gradients",
+                        "guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam", "occlusion"]
+ExplainCheck = Literal["randomization", "deletion"]
+
+
 class ExplainRequest(InputRef):
-    method: Literal["saliency", "grad_cam", "occlusion"] = "saliency"
+    """One attribution map for one image and one class; each field is read only by the methods it names."""
+
+    method: ExplainMethod = "saliency"
     target: int | None = Field(None, ge=0, le=100_000, description="class to explain; default the predicted one")
-    layer: int | None = Field(None, ge=0, le=10_000, description="Grad-CAM's layer; default the last with feature maps")
-    patch: int = Field(8, ge=1, le=128, description="occlusion patch side")
-    stride: int = Field(4, ge=1, le=128, description="occlusion stride")
+    layer: int | None = Field(None, ge=0, le=10_000, description="Grad-CAM's layer (any with feature maps); default the last")
+    patch: int = Field(8, ge=1, le=64, description="occlusion: the side of the grey square")
+    stride: int = Field(4, ge=1, le=64, description="occlusion: pixels between two placements")
+    samples: int = Field(25, ge=1, le=50, description="SmoothGrad: noisy copies averaged")
+    sigma: float = Field(0.15, ge=0.0, le=1.0, description="SmoothGrad: noise level as a fraction of the input's range")
+    steps: int = Field(32, ge=1, le=128, description="integrated gradients: steps from the black baseline to the image")
+    seed: int = Field(1, ge=0, le=MAX_SEED, description="SmoothGrad's noise and the randomization check's fresh weights")
+    checks: list[ExplainCheck] = Field(default_factory=list, max_length=2,
+                                       description="also run these: the model-randomization check, the deletion curve")
 
 
 class HyperparameterChanges(Strict):

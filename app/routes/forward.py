@@ -7,13 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.deps import Record, State
 from app.errors import Invalid
 from app.schemas import ExplainRequest, ForwardRequest
-from app.services import inference
+from app.services import explanations, inference
 
 router = APIRouter(tags=["forward"])
 Dtype = Annotated[Literal["float32", "float16"], Query(description="float16 halves the payload")]
@@ -46,7 +47,19 @@ async def forward(request: Request, rec: Record, state: State, dtype: Dtype = "f
     return await run_in_threadpool(inference.forward, state, rec, x, dtype=dtype, layers=layers, label=label)
 
 
-@router.post("/models/{model_id}/explain", summary="Saliency, Grad-CAM or occlusion map for one image")
+_NDJSON = {200: {"description": "NDJSON lines: progress {done, total, pass}, then {result} (the explain body) or {error}",
+                 "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/models/{model_id}/explain",
+             summary="An attribution map for one image and any class, its overlay picture and, when asked, its checks")
 def explain(body: ExplainRequest, rec: Record, state: State) -> dict:
     x, _ = inference.resolve_input(state, rec, body)
-    return inference.explain_map(state, rec, x, body.method, body.target, body.layer, body.patch, body.stride)
+    return explanations.explain_map(state, rec, x, body)
+
+
+@router.post("/models/{model_id}/explain/stream", response_class=StreamingResponse, responses=_NDJSON,
+             summary="The same explanation as a stream: occlusion's progress as it runs, then the result")
+def explain_stream(body: ExplainRequest, rec: Record, state: State) -> StreamingResponse:
+    x, _ = inference.resolve_input(state, rec, body)
+    return StreamingResponse(explanations.explain_stream(state, rec, x, body), media_type="application/x-ndjson")

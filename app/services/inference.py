@@ -1,4 +1,4 @@
-"""Forward passes, explanations and pictures for one image (the routes' one call each).
+"""Forward passes and pictures for one image (the routes' one call each; explanations live in explanations.py).
 
 A forward pass runs while holding the model's lock, so during live training it sees the weights
 between two steps, never half an update; encoding the result happens after the lock is released.
@@ -17,7 +17,7 @@ from app.images import rgb_png
 from app.schemas import InputRef
 from app.services.training import finite
 from app.stores import ModelRecord
-from engine import explain, pictures
+from engine import pictures
 from engine.data.dataset import to_float
 from engine.losses import log_softmax
 
@@ -80,25 +80,6 @@ def forward(state: AppState, rec: ModelRecord, x: np.ndarray, *, dtype: str = "f
     if label is not None:
         body["label"] = label
     return body
-
-
-def explain_map(state: AppState, rec: ModelRecord, x: np.ndarray, method: str, target: int | None, layer: int | None,
-                patch: int = 8, stride: int = 4) -> dict[str, Any]:
-    """Saliency, Grad-CAM or occlusion for one image, computed on a copy of the current weights."""
-    with rec.lock.hold(state.settings.lock_wait_s):
-        model = rec.model.copy()
-    with state.cpu.slot():
-        try:
-            if method == "saliency":
-                m, target = explain.saliency(model, x, target)
-            elif method == "grad_cam":
-                m, target, layer = explain.grad_cam(model, x, layer, target)
-            else:
-                m, target = explain.occlusion(model, x, target, patch=patch, stride=stride)
-        except ValueError as e:
-            raise Invalid(str(e)) from None
-    return {"method": method, "target": target, "layer": layer if method == "grad_cam" else None,
-            "map": encode_tensor(np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0))}
 
 
 def layer_weights(rec: ModelRecord, index: int, *, picture: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * What the page can do: load models, run inputs through them, select and hover units, change the
- * colour scale, evaluate, explain. Views call these; they talk to the server through the API and
- * write results to the store. A failed request shows the server's message and keeps the state.
+ * colour scale, evaluate (explanations run in views/explain/run.js). Views call these; they talk to
+ * the server through the API and write results to the store. A failed request shows the server's message and keeps the state.
  */
 import { ApiError } from './api.js';
 import { createNotices } from './notices.js';
@@ -285,25 +285,6 @@ export function createActions(store, api) {
       try {
         const ev = await api.evaluate(model.id, 'test');
         store.set({ evaluation: { ...ev, step: model.step } });
-        succeeded();
-      } catch (err) {
-        fail(err);
-      }
-    },
-
-    /**
-     * Explain the current prediction with a saliency map, Grad-CAM or occlusion (null: hide).
-     * @param {string | null} method
-     */
-    async explain(method) {
-      const { model, input } = store.get();
-      if (!method || !model || !input) {
-        store.set({ explanation: null });
-        return;
-      }
-      try {
-        const r = await api.explain(model.id, input, method, null);
-        store.set({ explanation: { method, map: r.map, target: r.target } });
         succeeded();
       } catch (err) {
         fail(err);

@@ -62,6 +62,16 @@ export function decodeForward(r) {
 }
 
 /**
+ * Decode an explain response: its map, and the randomized map of a sanity check, as tensors.
+ * @param {any} r
+ */
+function decodeExplanation(r) {
+  const rnd = r.checks?.randomization;
+  const checks = r.checks && { ...r.checks, randomization: rnd && { ...rnd, map: decodeTensor(rnd.map) } };
+  return { ...r, map: decodeTensor(r.map), checks };
+}
+
+/**
  * One example as a batch of one: (C, H, W) -> (1, C, H, W), (D,) -> (1, D); batched shapes pass.
  * @param {import('./tensor.js').Tensor} t
  */
@@ -153,10 +163,43 @@ export function createApi(base) {
     reset: (id, body = {}) => request('POST', `${model(id)}/reset`, { json: body }),
     /** @param {any} spec */
     validateSpec: (spec) => request('POST', '/specs/validate', { json: { spec } }),
-    /** @param {string} id @param {InputRef} ref @param {string} method @param {number | null} target */
-    async explain(id, ref, method, target) {
-      const r = await request('POST', `${model(id)}/explain`, { json: { ...inputBody(ref), method, target } });
-      return { ...r, map: decodeTensor(r.map) };
+    /** @param {string} id @param {InputRef} ref @param {Record<string, any>} params method, target, layer, patch, stride, checks, ... */
+    async explain(id, ref, params) {
+      return decodeExplanation(await request('POST', `${model(id)}/explain`, { json: { ...inputBody(ref), ...params } }));
+    },
+    /**
+     * The same explanation streamed as NDJSON: `onProgress({done, total, pass})` while occlusion runs.
+     * @param {string} id @param {InputRef} ref @param {Record<string, any>} params
+     * @param {(p: {done: number, total: number, pass: number}) => void} onProgress
+     */
+    async explainStream(id, ref, params, onProgress) {
+      let res;
+      try {
+        res = await fetch(`${base}${model(id)}/explain/stream`, { method: 'POST', body: JSON.stringify({ ...inputBody(ref), ...params }),
+          headers: { Accept: 'application/x-ndjson', 'Content-Type': 'application/json' } });
+      } catch {
+        throw new ApiError(0, 'The server cannot be reached. Is it still running?');
+      }
+      if (!res.ok || !res.body) {
+        const body = await res.json().catch(() => null);
+        throw new ApiError(res.status, detailText(body, res.status), body);
+      }
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) throw new ApiError(0, 'The explanation stopped before it was finished.');
+        buf += value;
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i).trim();
+          buf = buf.slice(i + 1);
+          if (!line) continue;
+          const msg = JSON.parse(line);
+          if (msg.result) return decodeExplanation(msg.result);
+          if (msg.error) throw new ApiError(422, msg.error);
+          onProgress(msg);
+        }
+      }
     },
     /** @param {string} id @param {number} count */
     async trainBatch(id, count) {

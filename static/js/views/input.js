@@ -8,8 +8,8 @@ import { drawInput, drawMap } from '../canvas.js';
 import { h, replaceChildren, setText } from '../dom.js';
 import { createDrawPad } from '../drawpad.js';
 import { fmtPct, fmtShape, prettyClass } from '../format.js';
-import { createLegend, updateLegend } from '../legend.js';
-import { tensorStats } from '../scale.js';
+import { mapScale } from './explain/methods.js';
+import { createExplainPanel } from './explain/panel.js';
 
 const STRIP = 10;
 const DRAWING = 'your drawing';
@@ -27,9 +27,11 @@ export function mount(root, ctx) {
   const overlay = h('canvas', { class: 'input-explain', hidden: true, 'aria-hidden': 'true' });
   const rf = h('div', { class: 'rf-box', hidden: true, 'aria-hidden': 'true' });
   const stage = h('div', { class: 'input-stage' }, canvas, overlay, rf);
-  const exLegend = createLegend('Colour scale of the explanation');
-  const exNote = h('p', { class: 'hint', hidden: true });
-  exLegend.hidden = true;
+  const explain = createExplainPanel(ctx, {
+    onOpacity: (v) => {
+      overlay.style.opacity = String(v);
+    },
+  });
   const name = h('span', { class: 'input-name' });
   const caption = h('p', { class: 'input-caption' });
   const prediction = h('p', { class: 'prediction', 'aria-live': 'polite' });
@@ -52,12 +54,6 @@ export function mount(root, ctx) {
   const strip = h('div', { class: 'samples', role: 'group', 'aria-label': 'Samples from the dataset' });
   const stripTitle = h('h3', { class: 'subhead' }, 'Samples');
   const shuffle = h('button', { type: 'button', class: 'btn btn-small btn-ghost', 'aria-label': 'Show other samples' }, 'Shuffle');
-  const explainSel = h('select', { 'aria-label': 'Explain the prediction' },
-    h('option', { value: '' }, 'No explanation'),
-    h('option', { value: 'saliency' }, 'Saliency (gradient)'),
-    h('option', { value: 'grad_cam' }, 'Grad-CAM'),
-    h('option', { value: 'occlusion' }, 'Occlusion'));
-  explainSel.addEventListener('change', () => actions.explain(explainSel.value || null));
 
   const dropzone = h(
     'div',
@@ -73,14 +69,14 @@ export function mount(root, ctx) {
     stage,
     caption,
     prediction,
-    h('div', { class: 'explain-row' }, explainSel, exNote, exLegend),
+    explain.el,
     dropzone,
     pad.el,
     h('div', { class: 'panel-head' }, stripTitle, shuffle),
     strip,
   );
 
-  const view = { root, ctx, canvas, overlay, rf, stage, exLegend, exNote, name, caption, prediction, strip, stripTitle, explainSel, scale: 1, datasetKey: '', split: 'test', beforeDrawing: /** @type {import('../state.js').InputRef | null} */ (null), indices: /** @type {number[]} */ ([]) };
+  const view = { root, ctx, canvas, overlay, rf, stage, explain, name, caption, prediction, strip, stripTitle, scale: 1, datasetKey: '', split: 'test', beforeDrawing: /** @type {import('../state.js').InputRef | null} */ (null), indices: /** @type {number[]} */ ([]) };
 
   /** @param {File | null | undefined} f @param {string} [name] */
   const send = (f, name) => {
@@ -122,6 +118,7 @@ export function mount(root, ctx) {
 export function render(view, state, changed) {
   const { forward, model, input } = state;
   if (changed.has('dataset') || changed.has('model')) fillStrip(view, state, false);
+  view.explain.render(state, changed);
   if (!forward || !model) return;
   if (changed.has('forward')) {
     const [, c, hh, ww] = forward.input.shape;
@@ -148,7 +145,6 @@ export function render(view, state, changed) {
   if (changed.has('input') && input) {
     setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);
     markSample(view, input);
-    if (view.explainSel.value) view.explainSel.value = '';
   }
   if (changed.has('hover') || changed.has('forward')) drawRF(view, state);
   if (changed.has('explanation')) drawExplanation(view, state);
@@ -176,23 +172,15 @@ function drawRF(view, state) {
  * @param {import('../state.js').State} state
  */
 function drawExplanation(view, state) {
+  /** @type {any} */
   const ex = state.explanation;
-  view.exLegend.hidden = !ex;
-  view.exNote.hidden = !ex;
   if (!ex) {
     view.overlay.hidden = true;
     return;
   }
-  const shape = ex.map.shape;
-  const hh = shape[shape.length - 2];
-  const ww = shape[shape.length - 1];
-  const st = tensorStats({ shape: [1, 1, hh, ww], data: ex.map.data });
-  const m = Math.max(Math.abs(st.lo), Math.abs(st.hi), 1e-9);
-  const scale = { lo: st.lo < 0 ? -m : 0, hi: m, cmap: st.lo < 0 ? 'rdbu' : 'magma' };
-  drawMap(view.overlay, ex.map.data, 0, hh, ww, scale.lo, scale.hi, scale.cmap);
-  updateLegend(view.exLegend, scale);
-  const cls = state.model?.classes?.[ex.target];
-  setText(view.exNote, `Where the network looks for “${prettyClass(cls ?? String(ex.target))}”: ${scale.lo < 0 ? 'red raises, blue lowers its score' : 'brighter matters more'}.`);
+  const [hh, ww] = ex.map.shape;
+  const sc = mapScale(ex.map.data, ex.signed);
+  drawMap(view.overlay, ex.map.data, 0, hh, ww, sc.lo, sc.hi, sc.cmap);
   view.overlay.style.width = view.canvas.style.width;
   view.overlay.style.height = view.canvas.style.height;
   view.overlay.hidden = false;
