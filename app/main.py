@@ -28,6 +28,7 @@ from app.routes import (
     checkpoints,
     colormaps,
     datasets,
+    features,
     forward,
     health,
     images,
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
     openapi.install(app)
-    for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets):
+    for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets, features):
         app.include_router(module.router, prefix=API)
     app.include_router(pages.router)
     templates_dir = settings.web_dir / "templates"

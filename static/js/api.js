@@ -203,6 +203,14 @@ export function createApi(base) {
     },
     /** @param {string} id @param {number} count */
     async trainBatch(id, count) {
+    /** What a unit looks for (GET: status, progress or the top 9). @param {string} id @param {number} layer @param {number} channel */
+    unitTop: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/top`),
+    /** Search the dataset for the unit's top 9. @param {string} id @param {number} layer @param {number} channel */
+    findUnitTop: (id, layer, channel) => request('POST', `${model(id)}/layers/${layer}/channels/${channel}/top`),
+    /** @param {string} id @param {number} layer @param {number} channel */
+    dreamStatus: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/maximize`),
+    /** Activation maximization. @param {string} id @param {number} layer @param {number} channel @param {{seed?: number, steps?: number}} body */
+    dream: (id, layer, channel, body) => request('POST', `${model(id)}/layers/${layer}/channels/${channel}/maximize`, { json: body }),
       const r = await request('GET', `${model(id)}/train/batch?count=${count}&dtype=float16`);
       return { ...r, images: decodeTensor(r.images) };
     },

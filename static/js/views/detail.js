@@ -14,6 +14,7 @@ import { createLegend, updateLegend } from '../legend.js';
 import { scaleFor } from '../scale.js';
 import { crispSize, drawColourFilter, drawSlices, drawWeightVector, maxAbs } from '../slices.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
+import { createUnit, renderUnit } from './unit/panel.js';
 import { adjustingLayers, filterLayers, flattenSource, producingConv, producingDense, receptiveRect, scoreBefore, shapeOf, unitValue } from '../units.js';
 
 /**
@@ -38,13 +39,14 @@ export function mount(root, ctx) {
   const body = h('div', { class: 'detail' },
     h('section', { class: 'detail-map' }, title, h('div', { class: 'detail-stage' }, h('span', { class: 'detail-frame' }, canvas, mark)), legend, stats),
     h('section', { class: 'detail-weights' }, wTitle, wNote, adjust, h('div', { class: 'slices-row' }, colourFig, slices), wLegend, about));
-  root.append(empty, body);
+  const unit = createUnit(ctx);
+  root.append(empty, body, unit.el);
   canvas.addEventListener('pointermove', (ev) => onMove(view, ev));
   canvas.addEventListener('pointerleave', () => {
     hideTooltip();
     ctx.actions.hover(null);
   });
-  const view = { root, ctx, title, canvas, mark, legend, stats, wTitle, wNote, adjust, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
+  const view = { root, ctx, unit, title, canvas, mark, legend, stats, wTitle, wNote, adjust, colour, colourFig, slices, wLegend, about, empty, body, requested: '' };
   return view;
 }
 
@@ -60,6 +62,7 @@ export function render(view, state, changed) {
   const show = !!(model && forward && sel && sel.layer >= 0 && sel.layer < model.layers.length);
   view.empty.hidden = show;
   view.body.hidden = !show;
+  renderUnit(view.unit, show ? state : { model: null, selection: null });
   if (!show || !model || !forward || !sel) return;
   const info = model.layers[sel.layer];
   const out = forward.layers.find((l) => l.index === sel.layer)?.output;
