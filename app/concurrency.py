@@ -15,7 +15,10 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from app.errors import Busy
+from app.security import send_json
 
 
 class FairLock:
@@ -142,3 +145,38 @@ class CpuLimiter:
             yield
         finally:
             self._done(time.monotonic() - t0)
+
+
+class AdmissionLimit:
+    """ASGI middleware: at most ``limit`` API requests in the server at once; one more gets 503 at once.
+
+    Why: past the CPU slots, requests still cost the event loop, the thread pool and the GIL that
+    live trainers share; letting fifty in makes every admitted answer slow (`python -m bench load`).
+    Turning the surplus away before its body is read keeps the admitted ones fast, and
+    ``Retry-After`` tells the client when to come back. WebSockets, the page and static files are
+    not counted (a browser loads them once).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, prefix: str = "/api/"):
+        self.app, self.limit, self.prefix = app, max(1, limit), prefix
+        self.in_flight = 0
+        self.shed = 0  # since start, for tests and benchmarks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:  # one event loop: no lock needed between the check and the count
+            self.shed += 1
+            busy = Busy(f"the server is answering {self.in_flight} requests already; retry after the time in Retry-After")
+            await _send_busy(send, busy)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _send_busy(send: Send, busy: Busy) -> None:
+    await send_json(send, busy.status, busy.detail, [(k.lower().encode(), v.encode()) for k, v in busy.headers.items()])

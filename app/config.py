@@ -26,6 +26,7 @@ class Settings:
     max_image_side: int = 4096
     max_cpu_jobs: int = 4  # CPU-bound requests at once, at most (fewer while trainers play; see app.concurrency)
     cpu_wait_s: float = 5.0
+    max_in_flight: int = 8  # API requests inside the server at once; more get 503 at once (app.concurrency.AdmissionLimit)
     lock_wait_s: float = 60.0  # longest wait for a model's lock before 503
     max_train_steps: int = 1000  # per POST /train request
     max_parameters: int = 10_000_000  # weights in one model
@@ -104,6 +105,7 @@ def get_settings() -> Settings:
         max_archive_bytes=_int("CNNVIS_MAX_ARCHIVE_BYTES", defaults.max_archive_bytes),
         max_image_side=_int("CNNVIS_MAX_IMAGE_SIDE", defaults.max_image_side),
         max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
+        max_in_flight=_int("CNNVIS_MAX_IN_FLIGHT", defaults.max_in_flight),
         warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
         import_root=Path(env("CNNVIS_IMPORT_DIR")) if env("CNNVIS_IMPORT_DIR") else None,
         allowed_origins=_list("CNNVIS_ALLOWED_ORIGINS"),

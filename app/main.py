@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
 
-from app.concurrency import CpuLimiter
+from app.concurrency import AdmissionLimit, CpuLimiter
 from app.config import Settings, get_settings
 from app.deps import AppState
 from app import openapi
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(OriginCheck, allowed=origin_keys(settings.allowed_origins))
+    app.add_middleware(AdmissionLimit, limit=settings.max_in_flight)
     app.add_middleware(HostCheck, allowlist=host_allowlist(settings.allowed_hosts, settings.allowed_origins, settings.bind_host))
     app.add_middleware(SecurityHeaders)
     return app

@@ -97,3 +97,43 @@ def test_limiter_sheds_when_the_expected_wait_is_too_long():
                 pass
     assert int(info.value.headers["Retry-After"]) >= 1
     assert cpu.counts == {"admitted": 2, "queued": 0, "shed": 1, "timed_out": 0}
+
+
+def test_admission_limit_turns_the_surplus_away_before_reading_it():
+    """With ``limit`` API requests inside, one more gets 503 at once (JSON, Retry-After) without its body
+    being read; the page's own files are not counted; a finished request lets the next one in."""
+    import asyncio
+
+    import httpx
+    from starlette.responses import JSONResponse
+
+    from app.concurrency import AdmissionLimit
+
+    release, inside, bodies_read = asyncio.Event(), [], []
+
+    async def app(scope, receive, send):
+        if scope["path"].startswith("/api/"):
+            bodies_read.append(await receive())
+            inside.append(scope["path"])
+            await release.wait()
+        await JSONResponse({"ok": scope["path"]})(scope, receive, send)
+
+    limited = AdmissionLimit(app, limit=2)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://testserver") as c:
+            held = [asyncio.create_task(c.post(f"/api/v1/x{i}", content=b"body")) for i in range(2)]
+            while len(inside) < 2:
+                await asyncio.sleep(0)  # let the two requests reach the app (no clock involved)
+            refused = await c.post("/api/v1/extra", content=b"never read")
+            page = await c.get("/static/app.js")  # static files pass while the API is full
+            release.set()
+            done = [await t for t in held]
+            after = await c.post("/api/v1/after", content=b"body")
+            return refused, page, done, after
+
+    refused, page, done, after = asyncio.run(scenario())
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+    assert "2 requests already" in refused.json()["detail"]
+    assert page.status_code == 200 and [r.status_code for r in done] == [200, 200] and after.status_code == 200
+    assert len(bodies_read) == 3 and limited.shed == 1 and limited.in_flight == 0
