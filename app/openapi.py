@@ -51,6 +51,7 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/models/{model_id}/reset"): (409,),
     ("post", "/api/v1/models/{model_id}/forward"): (409, 415),
     ("post", "/api/v1/models/{model_id}/explain"): (409, 415),
+    ("post", "/api/v1/models/{model_id}/gradients"): (409, 415),
     ("post", "/api/v1/models/{model_id}/explain/stream"): (409, 415),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters"): (),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters.png"): (),

@@ -67,6 +67,11 @@ class ExplainRequest(InputRef):
                                        description="also run these: the model-randomization check, the deletion curve")
 
 
+class GradientsRequest(InputRef):
+    label: int | None = Field(None, ge=0, le=100_000, description="the class the loss is taken against; "
+                              "default the sample's label (required for an uploaded image)")
+
+
 class HyperparameterChanges(Strict):
     """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them),
     integers first kept below ``MAX_INT`` here."""

@@ -1,6 +1,8 @@
 """Optimizers over named parameters, updating arrays in place (PyTorch's update rules).
 
-``step(params, grads)`` touches only the names in ``grads`` (frozen layers send none).
+``step(params, grads)`` touches only the names in ``grads`` (frozen layers send none) and returns
+the change it applied to each, ``{name: p_after - p_before}`` (momentum, Adam's scaling, weight
+decay and float rounding included), so "the update" shown is exactly what the weights moved by.
 Hyperparameters are plain attributes and may change between steps.
 """
 
@@ -24,10 +26,20 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.steps = 0
 
-    def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
+    def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Update ``params`` in place; returns ``{name: applied delta}`` (same shapes, new arrays).
+
+        The delta is taken as ``after - before`` around the unchanged update rule, so the step's
+        numbers are the same whether or not anyone reads it.
+        """
         self.steps += 1
+        applied: dict[str, np.ndarray] = {}
         for name, g in grads.items():
-            self._update(name, params[name], g, self.state.setdefault(name, {}))
+            p = params[name]
+            before = p.copy()
+            self._update(name, p, g, self.state.setdefault(name, {}))
+            applied[name] = np.subtract(p, before, out=before)
+        return applied
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from engine.data.dataset import Dataset, to_float
 from engine.losses import LOSSES
 from engine.model import Model
 from engine.optim import OPTIMIZERS, Optimizer, make_optimizer
+from engine.stepview import LayerStats, dead_relu_shares, layer_stats, weight_norms
 
 # (low, high) inclusive bounds, shown in error messages and the API schema.
 RANGES: dict[str, tuple[float, float]] = {
@@ -32,6 +33,10 @@ RANGES: dict[str, tuple[float, float]] = {
 
 
 MIN_SHARD_MACS = 40_000_000  # multiply-adds below which a shard's thread costs more than it saves (bench training)
+# Steps between two counts of never-firing ReLU units: a count is an extra forward pass on the batch
+# (about a third of a step), so counting every step would slow training by a third (bench training).
+DEAD_RELU_EVERY = 10
+
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,12 @@ class StepRecord:
     loss: float
     accuracy: float  # on this step's batch, before the update
     learning_rate: float
+    # per weighted layer updated this step (frozen layers absent): gradient norm, update / weight ratio
+    layers: dict[int, LayerStats] = field(default_factory=dict)
+    # per ReLU layer: share of units that never fire on this step's batch (evaluation mode, the weights
+    # before the update); counted every `Trainer.dead_relu_every` steps, None on the others
+    dead_relu: dict[int, float] | None = None
+
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,7 @@ class Trainer:
 
     def __init__(self, model: Model, dataset: Dataset, hp: Hyperparameters | None = None, *, seed: int = 0,
                  step: int = 0, examples_seen: int = 0, augment_config: AugmentConfig | None = None,
-                 workers: int = 1):
+                 workers: int = 1, dead_relu_every: int = DEAD_RELU_EVERY):
         if tuple(dataset.input_shape) != tuple(model.input_shape):
             raise ValueError(f"dataset {dataset.name!r} has inputs {dataset.input_shape}, the model expects {model.input_shape}")
         if model.output_shape != (dataset.num_classes,):
@@ -153,6 +164,11 @@ class Trainer:
         self.examples_seen = examples_seen
         self.augment_config = augment_config or AugmentConfig(flip=dataset.name not in ("digits", "mnist", "fashion-mnist"))
         self.optimizer: Optimizer = self._new_optimizer()
+        self.dead_relu_every = max(0, int(dead_relu_every))  # 0: never count
+        # What the last step moved each parameter by (`Optimizer.step`'s report) and the step it took
+        # the weights to; in memory only, so a rebuilt trainer has none until its first step.
+        self.last_update: dict[str, np.ndarray] = {}
+        self.last_update_step: int | None = None
         # workers > 1: each batch is split into at least that many parts trained in parallel threads (see
         # Model.loss_and_grads); give NumPy's BLAS one thread each (OPENBLAS_NUM_THREADS=1) then.
         self.workers = max(1, int(workers))
@@ -206,20 +222,27 @@ class Trainer:
         return np.random.default_rng([self.seed, self.step, stream])
 
     def train_step(self) -> StepRecord:
-        """One mini-batch: forward, loss, backward, one optimizer update."""
+        """One mini-batch: forward, loss, backward, one optimizer update; records per-layer norms
+        (and, every `dead_relu_every` steps, never-firing ReLU units) without changing the numbers."""
         x, y = self.next_batch()
         res = self.model.loss_and_grads(x, y, loss=self.hp.loss, train=True, rng=self._rng(2),
                                         shards=self.shards(len(y)), executor=self._executor)
-        self.optimizer.step(self.model.params, res.grads)
+        every = self.dead_relu_every
+        dead = dead_relu_shares(self.model, x) if every and self.step % every == 0 else None
+        norms = weight_norms(self.model.params, res.grads)
+        applied = self.optimizer.step(self.model.params, res.grads)
         self.model.apply_buffers(res.buffers)
         self.step += 1
         self.examples_seen += len(y)
+        self.last_update, self.last_update_step = applied, self.step
         return StepRecord(
             step=self.step,
             epoch=self.epoch,
             loss=res.loss,
             accuracy=float((res.probabilities.argmax(axis=1) == y).mean()),
             learning_rate=self.hp.learning_rate,
+            layers=layer_stats(res.grads, applied, norms),
+            dead_relu=dead,
         )
 
     def train(self, steps: int, callback: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:

@@ -1,4 +1,4 @@
-"""Stepped training, evaluation, the history, and a look at the next batch."""
+"""Stepped training, evaluation, the history, a look at the next batch, and inside the learning step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from app.deps import Record, State
 from app.encoding import encode_tensor
-from app.schemas import EvaluateRequest, TrainRequest
-from app.services import training
+from app.schemas import EvaluateRequest, GradientsRequest, TrainRequest
+from app.services import stepview, training
 
 router = APIRouter(tags=["training"])
 
@@ -27,10 +27,15 @@ def evaluate(rec: Record, state: State, body: EvaluateRequest | None = None) -> 
 
 
 @router.get("/models/{model_id}/history", summary="Every recorded step, evaluation and hyperparameter change")
-def history(rec: Record, state: State) -> dict:
+def history(rec: Record, state: State, layers: Annotated[bool, Query(
+        description="also each step's per-layer figures by layer index (absent where not recorded): grad_norm, "
+                    "update_ratio (update / weight norm) and dead_relu (share of ReLU units that never fire)")] = False) -> dict:
     with rec.lock.hold(state.settings.lock_wait_s):
-        return {"step": rec.step, "steps": list(rec.history["steps"]), "evaluations": list(rec.history["evaluations"]),
-                "events": list(rec.history["events"])}
+        steps = list(rec.history["steps"])
+        evaluations, events, step = list(rec.history["evaluations"]), list(rec.history["events"]), rec.step
+    if not layers:
+        steps = [{k: v for k, v in s.items() if k not in training.LAYER_FIELDS} for s in steps]
+    return {"step": step, "steps": steps, "evaluations": evaluations, "events": events}
 
 
 @router.get("/models/{model_id}/train/batch", summary="The next batch the trainer will use (augmented if on)")
@@ -40,3 +45,10 @@ def next_batch(rec: Record, state: State, count: Annotated[int, Query(ge=1, le=2
         x, y = training.trainer_for(state, rec).next_batch()
         step = rec.step
     return {"step": step, "images": encode_tensor(x[:count], dtype), "labels": y[:count].tolist(), "classes": list(rec.classes)}
+
+
+@router.post("/models/{model_id}/gradients",
+             summary="Inside the learning step for one image and label: every layer's output gradient, each weighted "
+                     "layer's weights, dL/dW and last applied update, dead ReLU units, dropout masks")
+def gradients(body: GradientsRequest, rec: Record, state: State, dtype: Literal["float32", "float16"] = "float32") -> dict:
+    return stepview.gradients(state, rec, body, dtype)

@@ -78,13 +78,29 @@ def check_batch(state: AppState, rec: ModelRecord, hp: Hyperparameters) -> None:
         raise Invalid(f"batch_size {hp.batch_size} is too large for this model; use at most {limit}")
 
 
+LAYER_FIELDS = ("grad_norm", "update_ratio", "dead_relu")
+
+
+def layer_fields(r: StepRecord) -> dict[str, dict[str, float | None]]:
+    """A step's per-layer figures as history fields keyed by layer index: ``grad_norm`` and
+    ``update_ratio`` per weighted layer updated, ``dead_relu`` per ReLU layer on the steps that
+    counted it. A field absent (older histories, steps between counts) means not recorded."""
+    out: dict[str, dict[str, float | None]] = {}
+    if r.layers:
+        out["grad_norm"] = {str(i): finite(s.grad_norm) for i, s in r.layers.items()}
+        out["update_ratio"] = {str(i): finite(s.update_ratio) for i, s in r.layers.items()}
+    if r.dead_relu is not None:
+        out["dead_relu"] = {str(i): finite(v) for i, v in r.dead_relu.items()}
+    return out
+
+
 def record_steps(state: AppState, rec: ModelRecord, records: list[StepRecord]) -> None:
     """Append step records to the history (thinning the oldest beyond the limit); hold ``rec.lock``."""
     now = time.time()
     steps = rec.history["steps"]
     for r in records:
         steps.append({"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy),
-                      "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now})
+                      "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now, **layer_fields(r)})
     limit = max(state.settings.max_history_steps, 4)  # from 5 records on, each pass drops at least one
     while len(steps) > limit:  # keep every other record of the older half: recent steps stay dense
         half = len(steps) // 2

@@ -5,6 +5,9 @@ Layout (every file written atomically: temp file, fsync, ``os.replace``)::
     DATA_DIR/models/{id}/checkpoint.npz   engine checkpoint; meta holds name, dataset, hyperparameters,
                                           seed, examples_seen, epoch, created
     DATA_DIR/models/{id}/history.json     {"steps": [...], "evaluations": [...], "events": [...]}
+                                          a step: step, loss, accuracy, learning_rate, epoch, time, and
+                                          per layer index (absent = not recorded, as in older files)
+                                          grad_norm, update_ratio, dead_relu ({"0": 0.12, ...})
     DATA_DIR/models/{id}/optimizer.npz    optimizer buffers, plus "__step__" to match the checkpoint
 
 A new model's folder is written under a temporary name (``.new-{id}``) and renamed into place, so a

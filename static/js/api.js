@@ -159,6 +159,10 @@ export function createApi(base) {
     /** @param {string} id @param {string} split */
     evaluate: (id, split) => request('POST', `${model(id)}/evaluate`, { json: { split } }),
     history: (/** @type {string} */ id) => request('GET', `${model(id)}/history`),
+    /** The history with each step's per-layer figures. @param {string} id */
+    layerHistory: (id) => request('GET', `${model(id)}/history?layers=true`),
+    /** Inside the learning step for one image and label. @param {string} id @param {InputRef} ref @param {number} label */
+    gradients: (id, ref, label) => request('POST', `${model(id)}/gradients?dtype=float16`, { json: { ...inputBody(ref), label } }),
     /** @param {string} id @param {Record<string, any>} [body] */
     reset: (id, body = {}) => request('POST', `${model(id)}/reset`, { json: body }),
     /** @param {any} spec */

@@ -11,6 +11,7 @@ import { chooseSize, COL_GAP, planColumn } from '../layout.js';
 import { createLegend, updateLegend } from '../legend.js';
 import { createProbs, markProb, probLines, updateProbs } from '../probs.js';
 import { markFrozen } from '../frozenmark.js';
+import { mountSwitch } from './learning/switch.js';
 import { scaleFor } from '../scale.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
 import { receptiveRect, scoreBefore, unitValue } from '../units.js';
@@ -21,7 +22,7 @@ const NARROW_LEGEND = 96; // px: a column this narrow shows only its legend's mi
 /**
  * @typedef {{layer: number, kind: string, el: HTMLElement, canvases: HTMLCanvasElement[], legend: HTMLElement | null,
  *   probs: HTMLElement | null, plan: import('../layout.js').ColumnPlan, shape: number[]}} Column
- * @typedef {{root: HTMLElement, track: HTMLElement, empty: HTMLElement, ctx: any, key: string, columns: Column[]}} View
+ * @typedef {{root: HTMLElement, track: HTMLElement, empty: HTMLElement, ctx: any, key: string, columns: Column[], learning: import('./learning/switch.js').Learning}} View
  */
 
 /**
@@ -34,7 +35,7 @@ export function mount(root, ctx) {
   const empty = h('p', { class: 'ov-empty' }, 'Loading the network…');
   root.append(empty, track);
   /** @type {View} */
-  const view = { root, track, empty, ctx, key: '', columns: [] };
+  const view = { root, track, empty, ctx, key: '', columns: [], learning: mountSwitch(root, ctx, () => draw(view, ctx.store.get())) };
   track.addEventListener('pointermove', (ev) => onMove(view, ev));
   track.addEventListener('pointerleave', () => {
     hideTooltip();
@@ -181,7 +182,7 @@ function buildColumn(layer, spec, info, plan, state) {
 function draw(view, state) {
   const forward = /** @type {import('../state.js').Forward} */ (state.forward);
   const stats = state.stats;
-  if (!stats) return;
+  if (!stats || view.learning.draw(view.columns, state)) return; // gradients mode: views/learning draws
   const outputs = new Map(forward.layers.map((l) => [l.index, l.output]));
   for (const col of view.columns) {
     if (col.kind === 'input') drawInput(col.canvases[0], forward.input);

@@ -8,6 +8,7 @@ import { createChart, smooth } from '../charts.js';
 import { debounce, field, h, replaceChildren, setText } from '../dom.js';
 import { drawInput } from '../canvas.js';
 import { fmt, fmtInt, fmtPct, prettyClass } from '../format.js';
+import * as learning from './learning/panel.js';
 
 const DRAW_MS = 250;
 
@@ -83,7 +84,7 @@ export function mount(root, ctx) {
         h('figure', { class: 'chart-fig' }, h('figcaption', {}, 'Accuracy'), accChart.el)),
       h('h4', { class: 'subhead' }, 'The next mini-batch'), batchNote, batch),
   );
-  return view;
+  return Object.assign(view, { learning: learning.mount(root, ctx) }); // per-layer curves, the last step's insides
 }
 
 /**
@@ -106,6 +107,7 @@ export function render(view, state, changed) {
     m.disabled = model.training?.optimizer === 'adam';
   }
   if (state.tab !== 'training') return;
+  learning.render(view.learning, state);
   renderBatch(view, state);
   if (!['history', 'tab', 'model'].some((k) => changed.has(k))) return;
   const wait = DRAW_MS - (performance.now() - view.lastDraw);
