@@ -32,6 +32,7 @@ from app.routes import (
     forward,
     health,
     images,
+    learn,
     live,
     models,
     pages,
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets, features):
         app.include_router(module.router, prefix=API)
+    app.include_router(learn.router, prefix=API)
     app.include_router(pages.router)
     templates_dir = settings.web_dir / "templates"
     app.state.templates = Jinja2Templates(directory=str(templates_dir)) if templates_dir.is_dir() else None

@@ -72,6 +72,23 @@ class GradientsRequest(InputRef):
                               "default the sample's label (required for an uploaded image)")
 
 
+class LearnConvRequest(InputRef):
+    """One convolution at one output row (and one column, or all of the row), for the Learn mode."""
+
+    layer: int = Field(ge=0, le=10_000, description="a conv2d layer")
+    filter: int = Field(0, ge=0, le=100_000, description="which filter (output map)")
+    row: int = Field(0, ge=0, le=100_000, description="output row")
+    col: int | None = Field(None, ge=0, le=100_000, description="output column; default every column of the row")
+
+
+class LearnDropoutRequest(InputRef):
+    """Dropout in training mode on one image's maps: a dropout layer of the model, or one placed after any layer."""
+
+    layer: int = Field(ge=0, le=10_000, description="a dropout layer (its own rate), or any layer (dropout on its output)")
+    rate: float = Field(0.5, ge=0.0, le=0.95, description="used when the layer is not a dropout layer")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds the random mask")
+
+
 class HyperparameterChanges(Strict):
     """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them),
     integers first kept below ``MAX_INT`` here."""

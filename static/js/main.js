@@ -16,6 +16,7 @@ import * as detail from './views/detail.js';
 import * as evaluation from './views/evaluation.js';
 import * as filters from './views/filters.js';
 import * as input from './views/input.js';
+import * as learn from './views/learn/panel.js';
 import * as messages from './views/messages.js';
 import * as modelbar from './views/modelbar.js';
 import * as models from './views/models.js';
@@ -49,6 +50,7 @@ const VIEWS = [
   ['[data-view="training"]', training],
   ['[data-view="architecture"]', architecture],
   ['[data-view="evaluation"]', evaluation],
+  ['[data-view="learn"]', learn],
 ];
 
 const mounted = VIEWS.flatMap(([selector, mod]) => {
