@@ -205,21 +205,6 @@ export function createApi(base) {
         }
       }
     },
-    /**
-     * Learn mode: one filter of a conv layer at an output row (or one position): windows, products, sums, activations.
-     * @param {string} id @param {InputRef} ref @param {{layer: number, filter: number, row: number, col?: number}} q
-     */
-    learnConv: (id, ref, q) => request('POST', `${model(id)}/learn/conv`, { json: { ...inputBody(ref), ...q } }),
-    /**
-     * Learn mode: dropout in training mode on one image's maps (a seeded mask, the scaled and the evaluation output).
-     * @param {string} id @param {InputRef} ref @param {{layer: number, rate: number, seed: number}} q
-     */
-    async learnDropout(id, ref, q) {
-      const r = await request('POST', `${model(id)}/learn/dropout`, { json: { ...inputBody(ref), ...q } });
-      return { ...r, before: decodeTensor(r.before), keep: decodeTensor(r.keep), train: decodeTensor(r.train), evaluation: decodeTensor(r.evaluation) };
-    },
-    /** @param {string} id @param {number} count */
-    async trainBatch(id, count) {
     /** What a unit looks for (GET: status, progress or the top 9). @param {string} id @param {number} layer @param {number} channel */
     unitTop: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/top`),
     /** Search the dataset for the unit's top 9. @param {string} id @param {number} layer @param {number} channel */
@@ -228,6 +213,8 @@ export function createApi(base) {
     dreamStatus: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/maximize`),
     /** Activation maximization. @param {string} id @param {number} layer @param {number} channel @param {{seed?: number, steps?: number}} body */
     dream: (id, layer, channel, body) => request('POST', `${model(id)}/layers/${layer}/channels/${channel}/maximize`, { json: body }),
+    /** @param {string} id @param {number} count */
+    async trainBatch(id, count) {
       const r = await request('GET', `${model(id)}/train/batch?count=${count}&dtype=float16`);
       return { ...r, images: decodeTensor(r.images) };
     },
