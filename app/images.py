@@ -86,10 +86,11 @@ def decode_image(data: bytes, *, max_bytes: int, max_side: int, max_decoded_byte
         raise _STATUS.get(e.kind, Invalid)(e.message + (f" (setting {setting})" if setting else "")) from None
 
 
-def model_input(img: Image.Image, input_shape: tuple[int, int, int]) -> np.ndarray:
-    """A decoded image preprocessed for a model: read-only ``(C, H, W)`` float32 in [0, 1], or 415 / 422."""
+def model_input(img: Image.Image, input_shape: tuple[int, int, int], fit: str = "crop") -> np.ndarray:
+    """A decoded image preprocessed for a model (``fit`` "crop" or "pad", see `engine.data.images.to_uint8_chw`):
+    read-only ``(C, H, W)`` float32 in [0, 1], or 415 / 422."""
     try:
-        x = preprocess(img, tuple(input_shape))
+        x = preprocess(img, tuple(input_shape), fit)  # type: ignore[arg-type]
     except ImageError as e:  # a decoder error surfacing only when pixels are converted
         raise _STATUS.get(e.kind, Invalid)(e.message) from None
     except (OSError, ValueError) as e:

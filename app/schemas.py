@@ -34,6 +34,8 @@ class InputRef(Strict):
 
     image_id: str | None = Field(None, max_length=64)
     sample: Sample | None = None
+    fit: Literal["crop", "pad"] = Field("crop", description="an uploaded image whose aspect ratio differs from the "
+                                        "model's input: crop its centre, or pad (letterbox on black); samples ignore it")
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -158,9 +160,9 @@ class ImportDataset(Strict):
     format: Literal["mnist", "fashion-mnist", "cifar10", "folder"]
     path: str = Field(..., min_length=1, max_length=1024, description="relative to the import folder")
     name: str = Field(..., max_length=40, description="lowercase letters, digits, - and _")
-    channels: Literal[1, 3] = Field(3, description="folder images: 1 (grey) or 3 (RGB)")
-    height: int = Field(64, ge=8, le=256, description="folder images: input height")
-    width: int = Field(64, ge=8, le=256, description="folder images: input width")
+    channels: Literal[1, 3] | None = Field(None, description="folder images: 1 (grey) or 3 (RGB); default from the images")
+    height: int | None = Field(None, ge=8, le=256, description="folder images: input height; default from the images")
+    width: int | None = Field(None, ge=8, le=256, description="folder images: input width; default from the images")
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="folder without train/ and test/: test share")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -96,13 +96,17 @@ class Evaluation:
     loss: float
     accuracy: float
     confusion_matrix: list[list[int]]  # [true class][predicted class]
+    # [true class][predicted class] -> the first `max_per_cell` example indices of that cell, in split order
+    cell_examples: list[list[list[int]]] = field(default_factory=list)
     per_class_accuracy: list[float | None]  # None for a class with no example
     misclassified: list[dict[str, Any]] = field(default_factory=list)  # {"index", "label", "prediction", "confidence"}
 
 
 def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss: str = "cross_entropy",
-                   step: int = 0, max_examples: int | None = None, max_misclassified: int = 200) -> Evaluation:
-    """Loss, accuracy, confusion matrix, per-class accuracy and misclassified indices on a split."""
+                   step: int = 0, max_examples: int | None = None, max_misclassified: int = 200,
+                   max_per_cell: int = 24) -> Evaluation:
+    """Loss, accuracy, confusion matrix, per-class accuracy, misclassified indices and, per confusion
+    cell, the indices of its first ``max_per_cell`` examples on a split."""
     x, y = dataset.split(split)
     if max_examples is not None:
         x, y = x[:max_examples], y[:max_examples]
@@ -118,6 +122,11 @@ def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss:
         value = float(0.5 * ((probs - target) ** 2).sum() / len(y))
     else:
         value = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    code = np.asarray(y, np.int64) * k + pred  # the cell of each example
+    order = np.argsort(code, kind="stable")  # by cell, then index
+    starts = np.searchsorted(code[order], np.arange(k * k + 1))
+    cells = [[order[starts[t * k + p] : min(starts[t * k + p + 1], starts[t * k + p] + max_per_cell)].tolist()
+              for p in range(k)] for t in range(k)]
     per_class = confusion.sum(axis=1)
     wrong = np.flatnonzero(pred != y)[:max_misclassified]
     return Evaluation(
@@ -129,6 +138,7 @@ def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss:
         per_class_accuracy=[float(confusion[c, c] / per_class[c]) if per_class[c] else None for c in range(k)],
         misclassified=[
             {"index": int(i), "label": int(y[i]), "prediction": int(pred[i]), "confidence": float(probs[i, pred[i]])}
+        cell_examples=cells,
             for i in wrong
         ],
     )
@@ -216,6 +226,18 @@ class Trainer:
         x = to_float(self.dataset.x_train[idx])
         if self.hp.augment:
             x = augment_batch(x, self._rng(1), self.augment_config)
+    def peek_batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[dict]]]:
+        """What `next_batch` returns (the batch step ``step + 1`` trains on), drawn from the same
+        ``(seed, epoch)`` permutation and ``(seed, step)`` augmentation stream without advancing,
+        plus the train-split ``indices: (B,)`` and per image the transforms applied to it
+        (`augment_batch`'s log; empty lists when augmentation is off)."""
+        idx = self.batch_indices()
+        x = to_float(self.dataset.x_train[idx])
+        log: list[list[dict]] = [[] for _ in idx]
+        if self.hp.augment:
+            x = augment_batch(x, self._rng(1), self.augment_config, log)
+        return x, self.dataset.y_train[idx], idx, log
+
         return x, self.dataset.y_train[idx]
 
     def _rng(self, stream: int) -> np.random.Generator:

@@ -13,6 +13,9 @@ from app.deps import State
 from app.errors import Invalid, NotFound
 from app.schemas import ImportDataset
 from engine.data.images import array_to_png
+from engine.data.shape_infer import MAX_INPUT_SIDE, MIN_INPUT_SIDE
+
+_INFER = "absent: taken from the images (see chosen in the response)"
 
 router = APIRouter(tags=["datasets"])
 Name = Annotated[str, Path(max_length=64)]
@@ -47,8 +50,9 @@ def sample_png(name: Name, split: Literal["train", "test"], index: Annotated[int
 @router.post("/datasets", status_code=201, summary="Import a .zip of class folders (class/file or split/class/file)")
 def upload_dataset(state: State, file: Annotated[UploadFile, File(description="a .zip of class folders")],
                    name: Annotated[str, Form(max_length=40, description="lowercase letters, digits, - and _")],
-                   channels: Annotated[int, Form(ge=1, le=3, description="1 (grey) or 3 (RGB)")] = 3,
-                   height: Annotated[int, Form(ge=8, le=256)] = 64, width: Annotated[int, Form(ge=8, le=256)] = 64,
+                   channels: Annotated[int | None, Form(ge=1, le=3, description=f"1 (grey) or 3 (RGB); {_INFER}")] = None,
+                   height: Annotated[int | None, Form(ge=MIN_INPUT_SIDE, le=MAX_INPUT_SIDE, description=_INFER)] = None,
+                   width: Annotated[int | None, Form(ge=MIN_INPUT_SIDE, le=MAX_INPUT_SIDE, description=_INFER)] = None,
                    test_fraction: Annotated[float, Form(ge=0.0, lt=1.0, allow_inf_nan=False)] = 0.2) -> dict:
     if channels == 2:
         raise Invalid("channels must be 1 (grey) or 3 (RGB)")
@@ -74,5 +78,8 @@ def import_dataset(body: ImportDataset, state: State) -> dict:
 
 
 def _imported(state, ds, report) -> dict:
+    """The summary, the files skipped and, for folders, the shape ``chosen`` (why: what was inferred, or "as given")."""
     skipped = [{"file": f, "reason": r} for f, r in report.skipped[:100]] if report else []
-    return {**state.datasets.summary(ds.name), "skipped": skipped}
+    c, h, w = ds.input_shape
+    chosen = (report.chosen.as_dict() if report.chosen else {"channels": c, "height": h, "width": w, "why": "as given"}) if report else None
+    return {**state.datasets.summary(ds.name), "skipped": skipped, "chosen": chosen}

@@ -38,13 +38,12 @@ def history(rec: Record, state: State, layers: Annotated[bool, Query(
     return {"step": step, "steps": steps, "evaluations": evaluations, "events": events}
 
 
-@router.get("/models/{model_id}/train/batch", summary="The next batch the trainer will use (augmented if on)")
+@router.get("/models/{model_id}/train/batch",
+            summary="The batch the next step trains on (augmented if on), with the transforms applied to each image")
 def next_batch(rec: Record, state: State, count: Annotated[int, Query(ge=1, le=256)] = 16,
                dtype: Literal["float32", "float16"] = "float32") -> dict:
-    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
-        x, y = training.trainer_for(state, rec).next_batch()
-        step = rec.step
-    return {"step": step, "images": encode_tensor(x[:count], dtype), "labels": y[:count].tolist(), "classes": list(rec.classes)}
+    body = training.batch_preview(state, rec, count)
+    return {**body, "images": encode_tensor(body["images"], dtype)}
 
 
 @router.post("/models/{model_id}/gradients",

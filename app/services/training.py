@@ -126,6 +126,17 @@ def train(state: AppState, rec: ModelRecord, steps: int, changes: dict[str, Any]
                 "learning_rate": rec.hp.learning_rate}
 
 
+def batch_preview(state: AppState, rec: ModelRecord, count: int) -> dict[str, Any]:
+    """The batch the next step (``step + 1``) trains on, not advancing the trainer: its first ``count``
+    images ``x: (count, C, H, W)`` (augmented if on), labels, train-split indices and, per image, the
+    transforms applied (``[{"name", ...parameters}]``, empty when augmentation is off)."""
+    with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
+        x, y, idx, transforms = trainer_for(state, rec).peek_batch()
+        step, augment = rec.step, rec.hp.augment
+    return {"step": step, "images": x[:count], "labels": y[:count].tolist(), "indices": idx[:count].tolist(),
+            "transforms": transforms[:count], "augment": augment, "classes": list(rec.classes)}
+
+
 def evaluate(state: AppState, rec: ModelRecord, split: str, max_examples: int | None, record: bool = True) -> dict[str, Any]:
     """Score a split on a copy of the current weights; recorded in the history of writable models."""
     if rec.dataset is None:
@@ -141,6 +152,7 @@ def evaluate(state: AppState, rec: ModelRecord, split: str, max_examples: int | 
         "type": "evaluation", "split": ev.split, "step": ev.step, "loss": finite(ev.loss), "accuracy": finite(ev.accuracy),
         "confusion_matrix": ev.confusion_matrix, "per_class_accuracy": ev.per_class_accuracy, "classes": list(rec.classes),
         "misclassified": [{**m, "confidence": finite(m["confidence"])} for m in ev.misclassified],
+        "cell_examples": ev.cell_examples,  # [true][predicted] -> the first example indices of that cell
     }  # fmt: skip
     if record and not rec.read_only:
         with rec.lock.hold(state.settings.lock_wait_s):

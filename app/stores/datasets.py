@@ -245,11 +245,13 @@ class DatasetStore:
                 limit=limit, used=count, setting="CNNVIS_MAX_DATASETS",
             )  # fmt: skip
 
-    def import_files(self, fmt: str, path: str | Path, name: str, *, input_shape: tuple[int, int, int] = (3, 64, 64),
+    def import_files(self, fmt: str, path: str | Path, name: str, *,
+                     input_shape: tuple[int | None, int | None, int | None] = (3, 64, 64),
                      test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Any]:
         """Import files the user has as dataset ``name``: ``fmt`` is "mnist", "fashion-mnist" (IDX),
         "cifar10" (binary version) or "folder" (a directory or .zip of class folders; ``input_shape``,
-        ``test_fraction`` and ``seed`` apply to it). Returns the dataset and the folder report (None
+        whose None parts are taken from the images' headers (``report.chosen``), ``test_fraction``
+        and ``seed`` apply to it). Returns the dataset and the folder report (None
         for the other formats); raises 409, 413, 422 or 507 with the reason."""
         if not NAME_RE.match(name):
             raise Invalid("name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")

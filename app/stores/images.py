@@ -139,27 +139,27 @@ class ImageStore:
         release_memory(*size)
         return png, "image/png"
 
-    def input_for(self, image_id: str, input_shape: tuple[int, int, int]) -> np.ndarray:
-        """The stored image preprocessed for a model: ``(C, H, W)`` float32 in [0, 1] (cached)."""
-        key = (image_id, tuple(input_shape))
+    def input_for(self, image_id: str, input_shape: tuple[int, int, int], fit: str = "crop") -> np.ndarray:
+        """The stored image preprocessed for a model (``fit`` "crop" or "pad"): ``(C, H, W)`` float32 in [0, 1] (cached)."""
+        key = (image_id, tuple(input_shape), fit)
         self.touch(image_id)
         with self._mutex:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        x = self.preprocess_bytes(self._path(image_id, ".bin").read_bytes(), input_shape)
+        x = self.preprocess_bytes(self._path(image_id, ".bin").read_bytes(), input_shape, fit)
         with self._mutex:
             self._cache[key] = x
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return x
 
-    def preprocess_bytes(self, data: bytes, input_shape: tuple[int, int, int]) -> np.ndarray:
+    def preprocess_bytes(self, data: bytes, input_shape: tuple[int, int, int], fit: str = "crop") -> np.ndarray:
         """Any upload's bytes -> read-only ``(C, H, W)`` float32 in [0, 1] for a model (not stored)."""
         _, h, w = input_shape
         img = self.decode(data, fit=(w, h))
         full = img.info["full_size"]
-        x = model_input(img, input_shape)
+        x = model_input(img, input_shape, fit)
         del img
         release_memory(*full)
         return x

@@ -47,13 +47,17 @@ class AugmentConfig:
         return not (self.flip or self.shift or self.rotate or self.brightness or self.contrast or self.noise)
 
 
-def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
+def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig,
+                  log: list[list[dict]] | None = None) -> np.ndarray:
     """Randomly augment a batch; ``x`` is not modified.
 
     Args:
         x: (N, C, H, W) float in [0, 1].
         rng: the only source of randomness (same state -> same output).
         config: which steps to apply and how strongly.
+        log: when given, filled with one list per image of the transforms applied to it, in order,
+            each ``{"name": ..., **parameters}``: flip, rotate (degrees), shift (dy, dx pixels),
+            brightness (offset), contrast (factor), noise (sigma). Keeping a log draws nothing more.
 
     Returns:
         (N, C, H, W) float32 in [0, 1]; an exact copy of ``x`` when every step is off.
@@ -62,27 +66,44 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig
         raise ValueError(f"expected a batch (N, C, H, W), got shape {x.shape}")
     out = np.array(x, dtype=np.float32, copy=True)
     n = len(out)
+    steps: list[list[dict]] = [[] for _ in range(n)]
+    if log is not None:
+        log[:] = steps
     if n == 0 or config.is_identity:
         return out
     if config.flip:
         mirror = rng.random(n) < 0.5
         out[mirror] = out[mirror, :, :, ::-1]
+        _note(steps, "flip", mirror, {})
     if config.rotate:
-        out = rotate_images(out, rng.uniform(-config.rotate, config.rotate, n))
+        angles = rng.uniform(-config.rotate, config.rotate, n)
+        out = rotate_images(out, angles)
+        _note(steps, "rotate", angles != 0, {"degrees": angles})
     if config.shift:
         s = int(config.shift)
-        out = shift_images(out, rng.integers(-s, s + 1, n), rng.integers(-s, s + 1, n))
+        dy, dx = rng.integers(-s, s + 1, n), rng.integers(-s, s + 1, n)
+        out = shift_images(out, dy, dx)
+        _note(steps, "shift", (dy != 0) | (dx != 0), {"dy": dy, "dx": dx})
     if config.brightness or config.contrast:
         factor = rng.uniform(1 - config.contrast, 1 + config.contrast, (n, 1, 1, 1)).astype(np.float32)
         offset = rng.uniform(-config.brightness, config.brightness, (n, 1, 1, 1)).astype(np.float32)
+        _note(steps, "brightness", offset.ravel() != 0, {"offset": offset.ravel()})
+        _note(steps, "contrast", factor.ravel() != 1, {"factor": factor.ravel()})
         mean = out.mean(axis=(1, 2, 3), keepdims=True)
         out -= mean
         out *= factor
         out += mean + offset
     if config.noise:
         out += rng.standard_normal(out.shape, dtype=np.float32) * np.float32(config.noise)
+        _note(steps, "noise", np.ones(n, bool), {"sigma": np.full(n, config.noise)})
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+def _note(steps: list[list[dict]], name: str, applied: np.ndarray, params: dict[str, np.ndarray]) -> None:
+    """Append ``{"name", **params[k]}`` to the log of each image ``k`` the transform changed."""
+    for k in np.flatnonzero(applied):
+        steps[k].append({"name": name, **{p: v[k].item() for p, v in params.items()}})
 
 
 def rotate_images(x: np.ndarray, degrees: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from .dataset import (
     write_pixels,
 )
 from .images import ImageError, open_image, to_uint8_chw
+from .shape_infer import Chosen, choose_shape, read_header
 
 __all__ = ["FolderReport", "load_image_folder"]
 
@@ -54,12 +55,13 @@ class FolderReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     layout: str = "folders"
+    chosen: Chosen | None = None  # the shape, when any of it was taken from the images' headers
 
 
 def load_image_folder(
     path: str | Path,
     *,
-    input_shape: tuple[int, int, int] = (3, 64, 64),
+    input_shape: tuple[int | None, int | None, int | None] = (3, 64, 64),
     test_fraction: float = 0.2,
     seed: int = 0,
     name: str | None = None,
@@ -71,6 +73,9 @@ def load_image_folder(
 ) -> tuple[Dataset, FolderReport]:
     """Import a folder or ``.zip`` of class folders as a :class:`Dataset`.
 
+    A None in ``input_shape`` is taken from the images' headers before any decoding
+    (`engine.data.shape_infer.choose_shape`: grey if all are grey, the most common size, within
+    256 pixels a side and ``max_bytes``); ``report.chosen`` then says what and why.
     Every image is decoded safely, resized to cover (H, W), centre-cropped and converted
     to C channels. Without ``train/`` and ``test/`` folders, each class with n >= 2 images
     puts ``round(test_fraction * n)`` of them (at least 1, at most n - 1) in the test split,
@@ -104,7 +109,7 @@ def load_image_folder(
     dest = Path(dest)
     if path.is_dir():
         entries = _scan_folder(path, max_files)
-        read = lambda rel: _read_file(path / rel)
+        read = lambda rel, count=True: _read_file(path / rel)
         return _build(entries, read, budget, test_fraction, seed, name or path.name, max_files, dest)
     if path.is_file() and zipfile.is_zipfile(path):
         try:
@@ -112,9 +117,9 @@ def load_image_folder(
                 infos = {i.filename: i for i in check_zip(zf, max_entries=max_files)}
                 left = [_MAX_ZIP_BYTES]
 
-                def read(rel: str) -> bytes:
-                    data = read_member(zf, infos[rel], left[0])
-                    left[0] -= len(data)
+                def read(rel: str, count: bool = True) -> bytes:  # the header pass does not count
+                    data = read_member(zf, infos[rel], left[0] if count else _MAX_ZIP_BYTES)
+                    left[0] -= len(data) if count else 0
                     return data
 
                 entries = _strip_wrapper([member_parts(n) for n in sorted(infos)])
@@ -128,7 +133,7 @@ def load_image_folder(
 class _Budget:
     """The limits of one import and its clock (CPU time of the importing thread)."""
 
-    shape: tuple[int, int, int]
+    shape: tuple[int | None, int | None, int | None]
     max_bytes: int | None
     max_seconds: float | None
     max_decoded_bytes: int
@@ -219,7 +224,7 @@ def _strip_wrapper(all_parts: list[list[str]]) -> list[tuple[list[str], str]]:
 
 def _build(
     entries: list[tuple[list[str], str]],
-    read: Callable[[str], bytes],
+    read: Callable[..., bytes],
     budget: _Budget,
     test_fraction: float,
     seed: int,
@@ -250,6 +255,9 @@ def _build(
             f"need at least 2 class folders (cat/, dog/, ... or train/cat/, test/cat/, ...); found {found}"
         )
     total = sum(len(v) for f in files.values() for v in f.values())
+    if None in budget.shape:
+        report.chosen = _choose(files, read, budget, total)
+        budget.shape = report.chosen.shape
     budget.check_size(total)
     classes = sorted(files)
     picked: dict[str, list[int]] = {"train": [], "test": []}  # pool indices
@@ -277,6 +285,21 @@ def _build(
     finally:
         pool.close()
     return open_dataset(dest), report
+
+
+def _choose(files: dict[str, dict[str, list[str]]], read: Callable[..., bytes], budget: _Budget, total: int) -> Chosen:
+    """The missing parts of ``budget.shape`` from every image's header (files are read, not decoded)."""
+    headers = []
+    for rel in sorted(r for f in files.values() for v in f.values() for r in v):
+        budget.check_time(0, total)
+        try:
+            hd = read_header(read(rel, False))
+        except DatasetError:
+            continue  # unreadable: the decoding pass reports it
+        if hd is not None:
+            headers.append(hd)
+    c, h, w = budget.shape
+    return choose_shape(headers, channels=c, height=h, width=w, n_images=total, max_bytes=budget.max_bytes)
 
 
 def _decode_all(

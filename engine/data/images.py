@@ -202,8 +202,18 @@ def to_mode(img: Image.Image, channels: int, *, background: int | None = None) -
     return img if img.mode == target else img.convert(target)
 
 
-def to_uint8_chw(img: Image.Image, input_shape: tuple[int, int, int]) -> np.ndarray:
-    """Resize so the image covers (H, W) (antialiased bilinear), centre-crop, convert to C channels.
+Fit = Literal["crop", "pad"]
+
+
+def to_uint8_chw(img: Image.Image, input_shape: tuple[int, int, int], fit: Fit = "crop") -> np.ndarray:
+    """Resize to (H, W) keeping the aspect ratio (antialiased bilinear), convert to C channels.
+
+    ``fit="crop"``: scale so the image covers (H, W), then centre-crop what sticks out.
+    ``fit="pad"`` (letterbox): scale so the whole image fits inside (H, W) and centre it on black
+    (0), the same zero the convolutions' padding and the augmentation's shifts fill with; a mean
+    colour would look nicer but would tell the model something the image does not say.
+    The scaled size is ``max(H, round(h * s))`` x ``max(W, round(w * s))`` for crop, ``min`` for
+    pad (``s`` the scale); the offset is ``(scaled - target) // 2`` (crop) or ``(target - scaled) // 2`` (pad).
 
     A large image is first reduced by a whole factor (box average, ``Image.reduce``) while both
     sides stay at least twice (W, H), so the conversion never works on the full-size pixels.
@@ -211,22 +221,30 @@ def to_uint8_chw(img: Image.Image, input_shape: tuple[int, int, int]) -> np.ndar
     Returns:
         (C, H, W) uint8.
     """
+    if fit not in ("crop", "pad"):
+        raise ValueError(f"fit must be 'crop' or 'pad', got {fit!r}")
     c, h, w = input_shape
     img = to_mode(_reduce(img, (w, h)), c)
-    scale = max(h / img.height, w / img.width)
-    new_w = max(w, round(img.width * scale))
-    new_h = max(h, round(img.height * scale))
+    pick = max if fit == "crop" else min
+    scale = pick(h / img.height, w / img.width)
+    new_w = pick(w, max(1, round(img.width * scale)))
+    new_h = pick(h, max(1, round(img.height * scale)))
     if (new_w, new_h) != img.size:
         img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)  # antialiased when shrinking
-    left, top = (new_w - w) // 2, (new_h - h) // 2
-    img = img.crop((left, top, left + w, top + h))
+    if fit == "crop":
+        left, top = (new_w - w) // 2, (new_h - h) // 2
+        img = img.crop((left, top, left + w, top + h))
+    else:
+        canvas = Image.new(img.mode, (w, h), 0)
+        canvas.paste(img, ((w - new_w) // 2, (h - new_h) // 2))
+        img = canvas
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None].copy() if c == 1 else arr.transpose(2, 0, 1).copy()
 
 
-def preprocess(img: Image.Image, input_shape: tuple[int, int, int]) -> np.ndarray:
+def preprocess(img: Image.Image, input_shape: tuple[int, int, int], fit: Fit = "crop") -> np.ndarray:
     """:func:`to_uint8_chw` as float32 ``x / 255``: (C, H, W) in [0, 1], no other normalisation."""
-    return to_uint8_chw(img, input_shape).astype(np.float32) * np.float32(1 / 255)
+    return to_uint8_chw(img, input_shape, fit).astype(np.float32) * np.float32(1 / 255)
 
 
 def array_to_png(x: np.ndarray) -> bytes:

@@ -35,7 +35,9 @@ export function createLibrary(store, api, actions) {
         const list = await api.listDatasets();
         store.set({ datasets: Array.isArray(list) ? list : list.datasets || [] });
         const skipped = ds.skipped?.length ? ` (${ds.skipped.length} files skipped, e.g. ${ds.skipped[0].file}: ${ds.skipped[0].reason})` : '';
-        actions.notify('info', `Dataset “${ds.name}” is ready: ${ds.classes?.length ?? '?'} classes${skipped}.`);
+        const c = ds.chosen; // the shape used, and why (taken from the images unless given)
+        const shape = c ? `, ${c.channels === 1 ? 'grey' : 'RGB'} ${c.height}×${c.width} (${c.why})` : '';
+        actions.notify('info', `Dataset “${ds.name}” is ready: ${ds.classes?.length ?? '?'} classes${shape}${skipped}.`);
         return true;
       } catch (err) {
         actions.fail(err);

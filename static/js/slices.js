@@ -99,3 +99,36 @@ export function crispSize(k, lo, hi) {
   const mult = Math.max(1, Math.floor(hi / k));
   return Math.max(lo, Math.min(hi, k * mult));
 }
+
+/**
+ * The cell (row, col) of an (h, w) picture under the pointer, from the canvas's CSS box; null outside.
+ * @param {HTMLCanvasElement} canvas
+ * @param {MouseEvent} ev
+ * @param {number} h
+ * @param {number} w
+ */
+export function cellAt(canvas, ev, h, w) {
+  const r = canvas.getBoundingClientRect();
+  const row = Math.floor(((ev.clientY - r.top) / r.height) * h);
+  const col = Math.floor(((ev.clientX - r.left) / r.width) * w);
+  return row >= 0 && row < h && col >= 0 && col < w ? { row, col } : null;
+}
+
+/**
+ * A dense layer's weights (units, D) as one picture, a row per unit and a column per input, on
+ * [-m, m]; each cell at least 1 CSS pixel wide (a wide matrix scrolls) and a few pixels tall.
+ * @param {HTMLCanvasElement} canvas
+ * @param {Float32Array} data
+ * @param {number} units
+ * @param {number} d
+ * @param {number} m
+ * @param {string} cmap
+ * @param {number} room CSS pixels of width available
+ */
+export function drawMatrix(canvas, data, units, d, m, cmap, room) {
+  drawMap(canvas, data, 0, units, d, -m, m, cmap);
+  const cellW = Math.max(1, Math.min(16, Math.floor(room / d)));
+  const cellH = Math.max(3, Math.min(24, Math.floor(360 / units)));
+  canvas.style.width = `${d * cellW}px`;
+  canvas.style.height = `${units * cellH}px`;
+}

@@ -89,6 +89,70 @@ export function adjustingLayers(model, index) {
   return through.filter((i) => model.layers[i].parameters > 0).reverse();
 }
 
+const PIXEL = { size: 1, jump: 1, start: 0 };
+
+/**
+ * Where a unit's receptive field comes from, the one source of every receptive-field label, tooltip
+ * and outline: a map unit, its own layer's field; a vector unit of a flattened map (`row < 0`), the
+ * field of its position in that map; any other vector unit (dense layers), the whole input (`rf` null).
+ * @param {Record<string, any>} model
+ * @param {number} layer -1: the input
+ * @param {number} channel channel, or the unit index of a vector
+ * @param {number} row -1 for a vector unit
+ * @param {number} col
+ * @returns {{rf: {size: number, jump: number, start: number} | null, row: number, col: number}}
+ */
+function fieldSource(model, layer, channel, row, col) {
+  if (layer < 0) return { rf: PIXEL, row, col };
+  if (row >= 0) return { rf: model.layers[layer].receptive_field, row, col };
+  const src = flattenSource(model, layer);
+  if (src === null) return { rf: null, row: 0, col: 0 };
+  const [, h, w] = shapeOf(model, src);
+  const pos = channel % (h * w);
+  return { rf: src < 0 ? PIXEL : model.layers[src].receptive_field, row: Math.floor(pos / w), col: pos % w };
+}
+
+/**
+ * The size of the receptive field of layer `layer`'s units, before clipping to the image: what its
+ * column's "RF" label and every unit's tooltip say (a dense unit's is the whole input).
+ * @param {Record<string, any>} model
+ * @param {number} layer
+ * @returns {{height: number, width: number}}
+ */
+export function receptiveSize(model, layer) {
+  const [, H, W] = inputShape(model);
+  const { rf } = fieldSource(model, layer, 0, layer >= 0 && shapeOf(model, layer).length === 3 ? 0 : -1, 0);
+  return rf ? { height: rf.size, width: rf.size } : { height: H, width: W };
+}
+
+/**
+ * A layer's receptive-field label and its longer title (from `receptiveSize`).
+ * @param {Record<string, any>} model
+ * @param {number} layer
+ */
+export function receptiveLabel(model, layer) {
+  const { height, width } = receptiveSize(model, layer);
+  const [, H, W] = inputShape(model);
+  const whole = height === H && width === W && flattenSource(model, layer) === null && shapeOf(model, layer).length !== 3;
+  return {
+    text: `RF ${height === width ? height : `${height}×${width}`}`,
+    title: `receptive field: ${height}×${width} input pixels${whole ? ' (each unit sees the whole input)' : ''}`,
+  };
+}
+
+/**
+ * A unit's tooltip line: its layer's field size (as the column's label says), and the part inside
+ * the image when the unit sits at a border.
+ * @param {Record<string, any>} model
+ * @param {number} layer
+ * @param {Rect} rect the unit's `receptiveRect`
+ */
+export function receptiveLine(model, layer, rect) {
+  const { height, width } = receptiveSize(model, layer);
+  const clip = rect.height !== height || rect.width !== width ? `, ${+rect.height.toFixed(1)}×${+rect.width.toFixed(1)} inside the image` : '';
+  return `receptive field ${height}×${width} px${clip}`;
+}
+
 /**
  * The receptive field of one unit as a rectangle on the input, clipped to the image.
  * For a vector unit (`row < 0`) of a flattened map, the unit's position in that map; for other
@@ -102,20 +166,11 @@ export function adjustingLayers(model, index) {
  */
 export function receptiveRect(model, layer, channel, row, col) {
   const [, H, W] = inputShape(model);
-  if (layer < 0) return { top: row, left: col, height: 1, width: 1 };
-  let rf = model.layers[layer].receptive_field;
-  if (row < 0) {
-    const src = flattenSource(model, layer);
-    if (src === null) return { top: 0, left: 0, height: H, width: W };
-    const [, h, w] = shapeOf(model, src);
-    const pos = channel % (h * w);
-    row = Math.floor(pos / w);
-    col = pos % w;
-    if (src < 0) return { top: row, left: col, height: 1, width: 1 };
-    rf = model.layers[src].receptive_field;
-  }
-  const cy = rf.start + row * rf.jump;
-  const cx = rf.start + col * rf.jump;
+  const f = fieldSource(model, layer, channel, row, col);
+  if (!f.rf) return { top: 0, left: 0, height: H, width: W };
+  const { rf } = f;
+  const cy = rf.start + f.row * rf.jump;
+  const cx = rf.start + f.col * rf.jump;
   const half = (rf.size - 1) / 2;
   const top = Math.max(0, cy - half);
   const left = Math.max(0, cx - half);

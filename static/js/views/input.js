@@ -34,6 +34,7 @@ export function mount(root, ctx) {
   });
   const name = h('span', { class: 'input-name' });
   const caption = h('p', { class: 'input-caption' });
+  const origin = createOrigin(ctx);
   const prediction = h('p', { class: 'prediction', 'aria-live': 'polite' });
   const file = h('input', { type: 'file', accept: 'image/*', class: 'visually-hidden', id: 'file-input', 'aria-label': 'Choose an image file' });
   // Clear goes back to the input shown before the drawing (the drawing is gone, so is its prediction).
@@ -68,6 +69,7 @@ export function mount(root, ctx) {
     h('div', { class: 'panel-head' }, h('h2', {}, 'Input'), name),
     stage,
     caption,
+    origin.el,
     prediction,
     explain.el,
     dropzone,
@@ -76,7 +78,7 @@ export function mount(root, ctx) {
     strip,
   );
 
-  const view = { root, ctx, canvas, overlay, rf, stage, explain, name, caption, prediction, strip, stripTitle, scale: 1, datasetKey: '', split: 'test', beforeDrawing: /** @type {import('../state.js').InputRef | null} */ (null), indices: /** @type {number[]} */ ([]) };
+  const view = { root, ctx, canvas, overlay, rf, stage, explain, name, caption, origin, prediction, strip, stripTitle, scale: 1, datasetKey: '', split: 'test', beforeDrawing: /** @type {import('../state.js').InputRef | null} */ (null), indices: /** @type {number[]} */ ([]) };
 
   /** @param {File | null | undefined} f @param {string} [name] */
   const send = (f, name) => {
@@ -146,8 +148,77 @@ export function render(view, state, changed) {
     setText(view.name, input.kind === 'sample' ? `${input.split} sample #${input.index}` : input.name);
     markSample(view, input);
   }
+  if (changed.has('input') || changed.has('model')) view.origin.show(input, model.spec.input_shape);
   if (changed.has('hover') || changed.has('forward')) drawRF(view, state);
   if (changed.has('explanation')) drawExplanation(view, state);
+}
+
+/**
+ * An uploaded image as sent, with what the model does not see shaded (crop) or the black bars it
+ * gets (fit: pad), and the crop/fit toggle. Geometry as `engine.data.images.to_uint8_chw`.
+ * @param {any} ctx
+ */
+function createOrigin(ctx) {
+  const img = h('img', { class: 'origin-img', alt: 'The uploaded image as sent' });
+  const shade = h('canvas', { class: 'origin-shade', 'aria-hidden': 'true' });
+  const box = h('div', { class: 'origin-stage' }, img, shade);
+  const note = h('p', { class: 'hint', dataset: { originNote: '' } });
+  const buttons = ['crop', 'pad'].map((fit) => h('button', { type: 'button', class: 'btn btn-small', dataset: { fit }, 'aria-pressed': 'false' }, fit === 'crop' ? 'Crop' : 'Fit (pad)'));
+  const el = h('div', { class: 'input-origin', hidden: true, role: 'group', 'aria-label': 'The uploaded image and how it is fitted' },
+    box, h('div', { class: 'row', role: 'group', 'aria-label': 'Crop or fit' }, buttons), note);
+  Object.assign(box.style, { position: 'relative', display: 'inline-block', lineHeight: '0' });
+  Object.assign(img.style, { maxWidth: '232px', maxHeight: '140px' });
+  Object.assign(shade.style, { position: 'absolute', inset: '0', width: '100%', height: '100%', pointerEvents: 'none' });
+  /** @type {any} */
+  let ref = null;
+  let shape = [1, 1, 1];
+  const draw = () => {
+    const [, H, W] = shape;
+    const nw = img.naturalWidth;
+    const nh = img.naturalHeight;
+    if (!ref || !nw || !nh) return;
+    const fit = ref.fit === 'pad' ? 'pad' : 'crop';
+    const pick = fit === 'crop' ? Math.max : Math.min;
+    const scale = pick(H / nh, W / nw);
+    const sw = pick(W, Math.max(1, Math.round(nw * scale)));
+    const sh = pick(H, Math.max(1, Math.round(nh * scale)));
+    shade.width = nw;
+    shade.height = nh;
+    const g = /** @type {CanvasRenderingContext2D} */ (shade.getContext('2d'));
+    g.clearRect(0, 0, nw, nh);
+    const same = sw === W && sh === H;
+    if (fit === 'crop' && !same) { // shade what the centre crop cuts away
+      const left = Math.floor((sw - W) / 2) / scale;
+      const top = Math.floor((sh - H) / 2) / scale;
+      g.fillStyle = 'rgba(15, 18, 25, 0.6)';
+      g.fillRect(0, 0, nw, nh);
+      g.clearRect(left, top, W / scale, H / scale);
+      g.strokeStyle = '#f97316';
+      g.lineWidth = Math.max(1, nw / 120);
+      g.strokeRect(left, top, W / scale, H / scale);
+    }
+    setText(note, same ? `${nw}×${nh} pixels, the model's aspect ratio: nothing is cropped or padded.`
+      : fit === 'crop' ? `${nw}×${nh} pixels: the shaded margins are cut off to make ${W}×${H}. Fit shows the whole image instead.`
+        : `${nw}×${nh} pixels: the whole image, scaled to ${sw}×${sh} and padded with black to ${W}×${H}.`);
+    buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.fit === fit)));
+  };
+  img.addEventListener('load', draw);
+  buttons.forEach((b) => b.addEventListener('click', () => {
+    if (ref && (ref.fit || 'crop') !== b.dataset.fit) ctx.actions.runInput({ ...ref, fit: b.dataset.fit });
+  }));
+  return {
+    el,
+    /** @param {any} input @param {number[]} inputShape */
+    show(input, inputShape) {
+      el.hidden = input?.kind !== 'image';
+      if (el.hidden) return;
+      ref = input;
+      shape = inputShape;
+      const src = ctx.api.imageUrl(input.id);
+      if (img.getAttribute('src') !== src) img.src = src;
+      else draw();
+    },
+  };
 }
 
 /**

@@ -39,15 +39,15 @@ export function mount(root, ctx) {
   const zip = h('input', { type: 'file', accept: '.zip,application/zip', 'aria-label': 'Dataset .zip of class folders' });
   const dsName = h('input', { type: 'text', placeholder: 'name, e.g. leaves', 'aria-label': 'Dataset name', maxlength: '40' });
   const dsShape = h('select', { 'aria-label': 'Image size and colour' },
-    h('option', { value: '3,64,64' }, 'RGB 64×64'), h('option', { value: '3,32,32' }, 'RGB 32×32'),
+    h('option', { value: '' }, 'from the images'), h('option', { value: '3,64,64' }, 'RGB 64×64'), h('option', { value: '3,32,32' }, 'RGB 32×32'),
     h('option', { value: '1,28,28' }, 'grey 28×28'), h('option', { value: '1,64,64' }, 'grey 64×64'));
   const dsUpload = h('button', { type: 'button', class: 'btn btn-small' }, 'Import dataset');
   dsUpload.addEventListener('click', async () => {
     const f = zip.files?.[0];
     if (!f) return actions.notify('error', 'Choose a .zip of class folders first.');
-    const [channels, height, width] = dsShape.value.split(',').map(Number);
-    dsUpload.disabled = true;
-    const ok = await library.uploadDataset(f, { name: dsName.value.trim() || f.name.replace(/\.zip$/i, '').toLowerCase().replace(/[^a-z0-9_-]+/g, '-'), channels, height, width });
+    const [channels, height, width] = dsShape.value ? dsShape.value.split(',').map(Number) : [];
+    dsUpload.disabled = true; // no size given: the server takes it from the images and says what it chose
+    const ok = await library.uploadDataset(f, { name: dsName.value.trim() || f.name.replace(/\.zip$/i, '').toLowerCase().replace(/[^a-z0-9_-]+/g, '-'), ...(channels ? { channels, height, width } : {}) });
     dsUpload.disabled = false;
     if (ok) zip.value = '';
   });

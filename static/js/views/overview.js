@@ -14,7 +14,7 @@ import { markFrozen } from '../frozenmark.js';
 import { mountSwitch } from './learning/switch.js';
 import { scaleFor } from '../scale.js';
 import { hideTooltip, showTooltip } from '../tooltip.js';
-import { receptiveRect, scoreBefore, unitValue } from '../units.js';
+import { receptiveLabel, receptiveLine, receptiveRect, scoreBefore, unitValue } from '../units.js';
 
 const HEAD = 108; // column header + legend
 const NARROW_LEGEND = 96; // px: a column this narrow shows only its legend's min and max
@@ -141,13 +141,13 @@ function buildColumn(layer, spec, info, plan, state) {
   const model = /** @type {Record<string, any>} */ (state.model);
   const title = info ? layerTitle(info) : spec.kind === 'input' ? 'Input' : 'Probabilities';
   const shape = info ? info.output_shape : spec.kind === 'input' ? model.spec.input_shape : [model.classes.length];
-  const rf = info?.receptive_field;
+  const rf = info ? receptiveLabel(model, info.index) : null; // the same words as every unit's tooltip
   const head = h(
     'div',
     { class: 'ov-head' },
     h('div', { class: 'ov-title' }, title, info ? h('span', { class: 'ov-index' }, ` ${info.index}`) : null),
     h('div', { class: 'ov-shape', title: `output shape ${fmtShape(shape)}` }, shape.length === 3 ? [`${shape[0]}×`, h('wbr'), `${shape[1]}×${shape[2]}`] : fmtShape(shape)),
-    h('div', { class: 'ov-rf', title: rf ? `receptive field: ${fmt(rf.size)}×${fmt(rf.size)} input pixels` : '' }, rf ? `RF ${fmt(rf.size)}` : spec.kind === 'input' ? (shape[0] === 3 ? 'RGB' : 'grey') : ''),
+    h('div', { class: 'ov-rf', title: rf ? rf.title : '' }, rf ? rf.text : spec.kind === 'input' ? (shape[0] === 3 ? 'RGB' : 'grey') : ''),
   );
   const el = h('div', { class: `ov-col ov-${spec.kind}`, dataset: { layer: String(layer) }, role: 'group', 'aria-label': `${info ? `${title} ${info.index}` : title}, output ${fmtShape(shape)}` }, head);
   el.style.width = `${plan.width}px`;
@@ -312,7 +312,7 @@ function onMove(view, ev) {
       : [`${title} · channel ${t.channel}`, `(row ${t.row}, col ${t.x}) = ${fmt(value, 4)}`];
   }
   const rect = receptiveRect(state.model, t.layer, t.channel, t.row, t.x);
-  if (rect && t.layer >= 0 && t.col.kind !== 'probs') lines.push(`receptive field ${fmt(rect.height)}×${fmt(rect.width)} px`);
+  if (rect && t.layer >= 0 && t.col.kind !== 'probs') lines.push(receptiveLine(state.model, t.layer, rect));
   showTooltip(lines, ev.clientX, ev.clientY);
   view.ctx.actions.hover({ layer: t.layer, channel: t.channel, row: t.row, col: t.x, value, rect });
 }

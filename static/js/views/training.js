@@ -183,17 +183,35 @@ function renderBatch(view, state) {
     view.batchKey = '';
     return;
   }
-  if (!training.playing && !training.busy && batch?.step !== model.step) view.ctx.trainer.loadBatch();
-  const key = batch ? `${model.id}:${batch.step}` : '';
+  const stale = batch?.step !== model.step || !!batch?.augment !== !!model.training?.augment;
+  if (!training.playing && !training.busy && stale) view.ctx.trainer.loadBatch();
+  const key = batch ? `${model.id}:${batch.step}:${!!batch.augment}` : '';
   if (!batch || key === view.batchKey) return;
   view.batchKey = key;
   const [n, c, hh, ww] = batch.images.shape;
-  setText(view.batchNote, `${n} of the ${model.training?.batch_size ?? n} images of step ${fmtInt(batch.step + 1)}, with their true classes.`);
+  setText(view.batchNote, `${n} of the ${model.training?.batch_size ?? n} images of step ${fmtInt(batch.step + 1)}, with their true classes${batch.augment ? ' and the augmentation applied to each' : ''}: the next step trains on them.`);
   replaceChildren(view.batch, Array.from({ length: n }, (_, i) => {
     const canvas = h('canvas', { class: 'map', 'aria-hidden': 'true' });
     const data = batch.images.data.subarray(i * c * hh * ww, (i + 1) * c * hh * ww);
     drawInput(canvas, { shape: [1, c, hh, ww], data });
     const name = prettyClass(batch.classes[batch.labels[i]] ?? String(batch.labels[i]));
-    return h('figure', { class: 'batch-item', title: name }, canvas, h('figcaption', {}, name));
+    const steps = (batch.transforms?.[i] || []).map(transformWords);
+    const how = batch.augment ? (steps.length ? steps.join(' · ') : 'unchanged') : '';
+    return h('figure', { class: 'batch-item', title: how ? `${name}: ${how}` : name }, canvas, h('figcaption', {}, name),
+      how ? h('figcaption', { class: 'batch-aug', dataset: { transforms: '' } }, how) : null);
   }));
+}
+
+/**
+ * One augmentation step in words, e.g. "rotate 3.2°", "shift ↓2 →−1".
+ * @param {{name: string, [k: string]: any}} t
+ */
+function transformWords(t) {
+  const sign = (/** @type {number} */ v) => `${v >= 0 ? '+' : ''}${fmt(v, 2)}`;
+  if (t.name === 'rotate') return `rotate ${fmt(t.degrees, 2)}°`;
+  if (t.name === 'shift') return `shift ${t.dy} down, ${t.dx} right`;
+  if (t.name === 'brightness') return `brightness ${sign(t.offset)}`;
+  if (t.name === 'contrast') return `contrast ×${fmt(t.factor, 3)}`;
+  if (t.name === 'noise') return `noise σ ${fmt(t.sigma, 2)}`;
+  return t.name;
 }

@@ -15,9 +15,9 @@ export function mount(root, ctx) {
   const { trainer } = ctx;
   const play = h('button', { type: 'button', class: 'btn btn-primary btn-play', dataset: { action: 'play' }, 'aria-label': 'Play: train continuously' },
     h('span', { class: 'icon icon-play', 'aria-hidden': 'true' }), h('span', { class: 'btn-text' }, 'Play'));
-  const step = h('button', { type: 'button', class: 'btn', dataset: { action: 'step' }, 'aria-label': 'Train one mini-batch' }, 'Step');
+  const step = h('button', { type: 'button', class: 'btn', dataset: { action: 'step' }, title: 'Train one mini-batch' }, 'Step');
   const count = h('input', { type: 'number', min: '1', max: '100000', value: '10', class: 'count-input', 'aria-label': 'Number of steps' });
-  const stepN = h('button', { type: 'button', class: 'btn', dataset: { action: 'step-n' }, 'aria-label': 'Train the given number of mini-batches' }, 'Step ×N');
+  const stepN = h('button', { type: 'button', class: 'btn', dataset: { action: 'step-n' }, title: 'Train the given number of mini-batches' }, 'Step ×N');
   const reset = h('button', { type: 'button', class: 'btn btn-ghost', dataset: { action: 'reset' }, 'aria-label': 'Reset the weights' }, 'Reset');
   const steps = h('span', { class: 'counter-value', dataset: { counter: 'step' } }, '0');
   const epoch = h('span', { class: 'counter-value', dataset: { counter: 'epoch' } }, '0');
@@ -29,7 +29,7 @@ export function mount(root, ctx) {
   // Reset throws training away: a trained model asks for a second click within a few seconds.
   twoClick(reset, {
     label: 'Reset', aria: 'Reset the weights', armedLabel: 'Confirm reset',
-    armedAria: 'Click again to replace the trained weights with new random ones',
+    armedAria: 'Confirm reset: click again to replace the trained weights with new random ones',
     needsConfirm: () => (ctx.store.get().model?.step ?? 0) > 0, onConfirm: () => trainer.reset(),
   });
   root.append(
@@ -39,7 +39,7 @@ export function mount(root, ctx) {
       h('span', { class: 'counter' }, h('span', { class: 'counter-label' }, 'epoch'), epoch),
       h('span', { class: 'counter' }, h('span', { class: 'counter-label' }, 'steps/s'), rate)),
   );
-  return { root, play, step, stepN, count, reset, steps, epoch, rate };
+  return { root, play, step, stepN, count, reset, steps, epoch, rate, lastRate: 0, rateModel: '', rateStep: 0 };
 }
 
 /**
@@ -65,5 +65,12 @@ export function render(view, state, changed) {
   if (!model) return;
   setText(view.steps, fmtInt(model.step ?? 0));
   setText(view.epoch, fmtInt(model.epoch ?? 0));
-  setText(view.rate, training.stepsPerSecond ? fmt(training.stepsPerSecond, 3) : '–');
+  // The last measured rate stays when training stops, marked as paused (another model or a reset starts afresh).
+  if (view.rateModel !== model.id || (model.step ?? 0) < view.rateStep) Object.assign(view, { lastRate: 0, rateModel: model.id });
+  view.rateStep = model.step ?? 0;
+  if (training.stepsPerSecond) view.lastRate = training.stepsPerSecond;
+  const paused = !playing && !training.busy && view.lastRate > 0;
+  setText(view.rate, view.lastRate ? `${fmt(view.lastRate, 3)}${paused ? ' (paused)' : ''}` : '–');
+  view.rate.title = paused ? 'the last measured rate; training is paused' : '';
+  view.rate.dataset.paused = String(paused);
 }
