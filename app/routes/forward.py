@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.deps import Record, State
+from app.encoding import BINARY, TENSOR_RESPONSES, tensor_response, wants_binary
 from app.errors import Invalid
 from app.schemas import ExplainRequest, ForwardRequest
 from app.services import explanations, inference
@@ -19,6 +20,8 @@ from app.services import explanations, inference
 router = APIRouter(tags=["forward"])
 Dtype = Annotated[Literal["float32", "float16"], Query(description="float16 halves the payload")]
 Layers = Annotated[str | None, Query(max_length=4000, description="comma-separated layer indices, e.g. 0,3 (default: all)")]
+Format = Annotated[Literal["json", "binary"] | None, Query(alias="format", description=f"binary: the {BINARY} form "
+                   "(raw arrays after a JSON header); default: by the Accept header, else JSON")]
 _REF = "#/components/schemas/{model}"
 _BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": ForwardRequest.model_json_schema(ref_template=_REF)},
@@ -27,10 +30,15 @@ _BODY = {"requestBody": {"required": True, "content": {
 }}}  # fmt: skip
 
 
-@router.post("/models/{model_id}/forward", openapi_extra=_BODY,
+@router.post("/models/{model_id}/forward", openapi_extra=_BODY, response_class=Response, responses=TENSOR_RESPONSES,
              summary="Every layer's output for one image (JSON image_id or sample, or a multipart file)")
-async def forward(request: Request, rec: Record, state: State, dtype: Dtype = "float32", layers: Layers = None) -> dict:
-    label = None
+async def forward(request: Request, rec: Record, state: State, dtype: Dtype = "float32", layers: Layers = None,
+                  fmt: Format = None) -> Response:
+    binary = wants_binary(request.headers.get("accept"), fmt)
+
+    def answer(x, label: int | None = None) -> Response:  # the forward pass and its encoding, in a worker thread
+        return tensor_response(inference.forward_arrays(state, rec, x, layers=layers, label=label), dtype, binary)
+
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         async with request.form(max_files=1, max_fields=8) as form:
             upload = form.get("file")
@@ -38,13 +46,12 @@ async def forward(request: Request, rec: Record, state: State, dtype: Dtype = "f
                 raise Invalid("a multipart forward request needs the image in a field named 'file'")
             data = await upload.read(state.settings.max_upload_bytes + 1)
         x = await run_in_threadpool(state.images.preprocess_bytes, data, rec.model.input_shape)
-    else:
-        try:
-            ref = ForwardRequest.model_validate_json(await request.body() or b"null")
-        except ValidationError as e:
-            raise RequestValidationError(e.errors(include_input=False, include_context=False)) from None
-        x, label = await run_in_threadpool(inference.resolve_input, state, rec, ref)
-    return await run_in_threadpool(inference.forward, state, rec, x, dtype=dtype, layers=layers, label=label)
+        return await run_in_threadpool(answer, x)
+    try:
+        ref = ForwardRequest.model_validate_json(await request.body() or b"null")
+    except ValidationError as e:
+        raise RequestValidationError(e.errors(include_input=False, include_context=False)) from None
+    return await run_in_threadpool(lambda: answer(*inference.resolve_input(state, rec, ref)))  # one thread hop
 
 
 _NDJSON = {200: {"description": "NDJSON lines: progress {done, total, pass}, then {result} (the explain body) or {error}",

@@ -4,6 +4,13 @@ The training thread hands JSON strings to this coroutine through an asyncio queu
 (``loop.call_soon_threadsafe``), so NumPy work never runs on the event loop. A bad message gets
 ``{"type": "error"}`` and the socket stays open; closing the socket pauses training.
 
+Frames: every message is a JSON text frame, except that a client connecting with ``?format=binary``
+(the page does) gets each ``activations`` message as one binary frame in app.encoding's binary form
+(magic ``CNV1``, a uint32 LE header length, the JSON header ``{"type": "activations", ...}`` with each
+tensor as ``{shape, dtype, offset, length}``, then the raw little-endian arrays at 8-byte-aligned
+offsets): about 25 % smaller than base64 and decoded without copies. Without it, activations stay
+JSON text with base64 tensors, as for the REST forward answer.
+
 Close codes, 4000 + the HTTP status they stand for: 4403 another origin, 4404 no such model, 4409 the
 model already has a live connection, and 4410 with reason ``"model deleted"`` when
 ``DELETE /api/v1/models/{id}`` deleted the model while connected (its training stopped unsaved and
@@ -41,7 +48,7 @@ async def _pump(ws: WebSocket, out: asyncio.Queue, session) -> None:
             with contextlib.suppress(WebSocketDisconnect):  # the client left first
                 await ws.close(code=item.code, reason=item.reason)
             return
-        await ws.send_text(item)
+        await (ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item))
         session.sent()
 
 
@@ -55,7 +62,7 @@ async def live(ws: WebSocket, model_id: str) -> None:
     await ws.accept()
     loop, out = asyncio.get_running_loop(), asyncio.Queue()
 
-    def emit(item: str | _Close) -> None:
+    def emit(item: str | bytes | _Close) -> None:
         try:
             loop.call_soon_threadsafe(out.put_nowait, item)
         except RuntimeError:  # the loop is closed: the socket is gone
@@ -63,7 +70,8 @@ async def live(ws: WebSocket, model_id: str) -> None:
 
     try:
         rec = state.models.get(model_id)
-        session = state.live.open(rec, emit, lambda code, reason: emit(_Close(code, reason)))
+        session = state.live.open(rec, emit, lambda code, reason: emit(_Close(code, reason)),
+                                  binary=ws.query_params.get("format") == "binary")
     except AppError as e:
         await ws.send_text(_error(e.detail, e.status))
         await ws.close(code=4000 + e.status)

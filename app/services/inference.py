@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from app.deps import AppState
-from app.encoding import encode_tensor
+from app.encoding import encode_tensor, to_json
 from app.errors import Conflict, Invalid, NotFound
 from app.images import rgb_png
 from app.schemas import InputRef
@@ -33,9 +33,9 @@ def dataset_sample(state: AppState, rec: ModelRecord, split: str, index: int) ->
 
 
 def resolve_input(state: AppState, rec: ModelRecord, ref: InputRef) -> tuple[np.ndarray, int | None]:
-    """``(x: (C, H, W), label or None)`` for an uploaded image (cropped or padded, ``ref.fit``) or a dataset sample."""
+    """``(x: (C, H, W), label or None)`` for an uploaded image or a dataset sample."""
     if ref.image_id is not None:
-        return state.images.input_for(ref.image_id, rec.model.input_shape, ref.fit), None
+        return state.images.input_for(ref.image_id, rec.model.input_shape), None
     return dataset_sample(state, rec, ref.sample.split, ref.sample.index)
 
 
@@ -55,7 +55,14 @@ def parse_layers(raw: str | list[int] | None, n_layers: int) -> list[int]:
 
 def forward(state: AppState, rec: ModelRecord, x: np.ndarray, *, dtype: str = "float32", layers: str | list[int] | None = None,
             label: int | None = None) -> dict[str, Any]:
-    """The forward response: the input, each kept layer's output with its range, and the prediction."""
+    """The forward response in the JSON form (each tensor a base64 T): `forward_arrays`, encoded."""
+    return to_json(forward_arrays(state, rec, x, layers=layers, label=label), dtype)  # type: ignore[arg-type]
+
+
+def forward_arrays(state: AppState, rec: ModelRecord, x: np.ndarray, *, layers: str | list[int] | None = None,
+                   label: int | None = None) -> dict[str, Any]:
+    """The forward response with its tensors as arrays (``app.encoding`` writes either wire form): the
+    input ``(C, H, W)``, each kept layer's output with its range and mean, and the prediction."""
     model = rec.model
     picked = parse_layers(layers, len(model.layers))
     with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
@@ -67,9 +74,9 @@ def forward(state: AppState, rec: ModelRecord, x: np.ndarray, *, dtype: str = "f
     top = int(np.nanargmax(out)) if np.isfinite(out).any() else 0
     body: dict[str, Any] = {
         "step": step,
-        "input": encode_tensor(x, dtype),
+        "input": x,
         "layers": [
-            {"index": i, "type": model.info[i].type, "output": encode_tensor(a := res.activations[i][0], dtype),
+            {"index": i, "type": model.info[i].type, "output": (a := res.activations[i][0]),
              "min": finite(float(a.min())), "max": finite(float(a.max())), "mean": finite(float(a.mean()))}
             for i in picked
         ],

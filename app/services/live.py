@@ -1,7 +1,8 @@
 """Live training: one background thread per WebSocket, one WebSocket per model.
 
 The thread takes the model's (fair) lock for each step only, so forward passes and other requests
-slip in between steps. It never touches the socket: it hands finished JSON strings to ``emit``,
+slip in between steps. It never touches the socket: it hands finished JSON strings (and, for a client
+that asked for binary frames, activations as bytes in app.encoding's binary form) to ``emit``,
 which the route wires to ``loop.call_soon_threadsafe`` and an asyncio queue. Progress goes out at
 most ``PROGRESS_EVERY_S`` apart (carrying every step since the last one), evaluations every
 ``eval_every`` steps, activations of a pinned image at the client's rate. Weights, history and
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.deps import AppState
+from app.encoding import pack, to_json
 from app.errors import AppError, Conflict
 from app.schemas import LiveMessage
 from app.services import inference
@@ -41,8 +43,10 @@ _STOP = object()
 class LiveSession:
     """``emit(text)`` queues a message for the socket; ``close(code, reason)`` asks the route to close it."""
 
-    def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str], None], close: Callable[[int, str], None]):
+    def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str | bytes], None], close: Callable[[int, str], None],
+                 binary: bool = False):
         self.state, self.rec, self._emit, self._close = state, rec, emit, close
+        self.binary = binary  # activations as binary frames (app.encoding's binary form) instead of JSON text
         self.commands: queue.Queue = queue.Queue()
         self._playing = False
         self.remaining: int | None = None  # steps left of a "step" action; None while playing freely
@@ -96,14 +100,14 @@ class LiveSession:
         self._close(code, reason)
 
     # ---- the thread ----------------------------------------------------------------------
-    def emit(self, msg: dict[str, Any], droppable: bool = False) -> None:
+    def emit(self, msg: dict[str, Any] | bytes, droppable: bool = False) -> None:
         if self._ended.is_set():
             return
         with self._lock:
             if droppable and self.backlog >= MAX_BACKLOG:
                 return
             self.backlog += 1
-        self._emit(json.dumps(msg, allow_nan=False))
+        self._emit(msg if isinstance(msg, bytes) else json.dumps(msg, allow_nan=False))
 
     def state_message(self) -> dict[str, Any]:
         rec = self.rec
@@ -223,12 +227,12 @@ class LiveSession:
         self._last["activations"] = now
         try:
             x, label = inference.resolve_input(self.state, self.rec, self.pin)
-            body = inference.forward(self.state, self.rec, x, dtype=self.dtype, layers=self.layers, label=label)
+            body = {"type": "activations", **inference.forward_arrays(self.state, self.rec, x, layers=self.layers, label=label)}
         except AppError as e:
             self.pin = None
             self.emit({"type": "error", "detail": f"unpinned the image: {e.detail}", "status": e.status})
             return
-        self.emit({"type": "activations", **body}, droppable=not force)
+        self.emit(pack(body, self.dtype) if self.binary else to_json(body, self.dtype), droppable=not force)
 
     def _save(self) -> None:
         rec = self.rec
@@ -247,11 +251,12 @@ class LiveRegistry:
         self._sessions: dict[str, LiveSession] = {}
         self._mutex = threading.Lock()
 
-    def open(self, rec: ModelRecord, emit: Callable[[str], None], close: Callable[[int, str], None]) -> LiveSession:
+    def open(self, rec: ModelRecord, emit: Callable[[str | bytes], None], close: Callable[[int, str], None],
+             binary: bool = False) -> LiveSession:
         with self._mutex:
             if rec.id in self._sessions:
                 raise Conflict(f"model {rec.id!r} already has a live-training connection; close it first or copy the model")
-            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close)
+            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close, binary)
         session.start()
         return session
 

@@ -3,7 +3,7 @@
  * The only module that talks to the server: REST v1 over fetch and the live-training WebSocket.
  * Every error becomes an ApiError carrying the server's `detail` text.
  */
-import { decodeTensor } from './tensor.js';
+import { BINARY_MEDIA, decodeBinary, decodeTensor } from './tensor.js';
 
 export class ApiError extends Error {
   /**
@@ -41,9 +41,7 @@ function detailText(body, status) {
  * @param {InputRef} ref
  */
 export function inputBody(ref) {
-  if (ref.kind === 'sample') return { sample: { split: ref.split, index: ref.index } };
-  const fit = /** @type {{fit?: string}} */ (ref).fit; // 'pad': letterbox instead of the centre crop
-  return fit === 'pad' ? { image_id: ref.id, fit } : { image_id: ref.id };
+  return ref.kind === 'sample' ? { sample: { split: ref.split, index: ref.index } } : { image_id: ref.id };
 }
 
 /**
@@ -89,11 +87,12 @@ export function createApi(base) {
   /**
    * @param {string} method
    * @param {string} path
-   * @param {{json?: any, form?: FormData}} [opts]
+   * @param {{json?: any, form?: FormData, binary?: boolean}} [opts] `binary`: ask for the binary tensor form
+   *   (a route that has it answers so, with its tensors already decoded; decodeTensor passes them through)
    */
   async function request(method, path, opts = {}) {
     /** @type {RequestInit} */
-    const init = { method, headers: { Accept: 'application/json' } };
+    const init = { method, headers: { Accept: opts.binary ? `${BINARY_MEDIA}, application/json;q=0.9` : 'application/json' } };
     if (opts.json !== undefined) {
       init.body = JSON.stringify(opts.json);
       init.headers = { ...init.headers, 'Content-Type': 'application/json' };
@@ -104,7 +103,8 @@ export function createApi(base) {
     } catch {
       throw new ApiError(0, 'The server cannot be reached. Is it still running?');
     }
-    const body = res.status === 204 ? null : await res.json().catch(() => null);
+    const binary = res.ok && (res.headers.get('Content-Type') || '').startsWith(BINARY_MEDIA);
+    const body = res.status === 204 ? null : binary ? decodeBinary(await res.arrayBuffer()) : await res.json().catch(() => null);
     if (!res.ok) throw new ApiError(res.status, detailText(body, res.status), body);
     return body;
   }
@@ -148,7 +148,7 @@ export function createApi(base) {
     checkpointUrl: (/** @type {string} */ id) => `${base}${model(id)}/checkpoint`,
     /** @param {string} id @param {InputRef} ref @returns {Promise<Forward>} */
     async forward(id, ref) {
-      return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref) }));
+      return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref), binary: true }));
     },
     /** @param {string} id @param {number} layer */
     async filters(id, layer) {
@@ -222,13 +222,15 @@ export function createApi(base) {
     },
 
     /**
-     * Open the live-training socket. Messages sent before it opens are queued.
+     * Open the live-training socket. Messages sent before it opens are queued. Activations arrive as
+     * binary frames (`?format=binary`), handed on decoded like every JSON message.
      * @param {string} id
      * @param {{onMessage: (msg: any) => void, onClose: (ev: CloseEvent) => void}} handlers
      */
     live(id, handlers) {
       const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-      const ws = new WebSocket(`${scheme}://${location.host}${base}${model(id)}/live`);
+      const ws = new WebSocket(`${scheme}://${location.host}${base}${model(id)}/live?format=binary`);
+      ws.binaryType = 'arraybuffer';
       /** @type {string[]} */
       const queue = [];
       ws.addEventListener('open', () => {
@@ -237,7 +239,7 @@ export function createApi(base) {
       ws.addEventListener('message', (ev) => {
         let msg;
         try {
-          msg = JSON.parse(ev.data);
+          msg = ev.data instanceof ArrayBuffer ? decodeBinary(ev.data) : JSON.parse(ev.data);
         } catch {
           return;
         }

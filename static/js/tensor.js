@@ -1,8 +1,15 @@
 // @ts-check
 /**
- * The wire tensor format: `{"shape", "dtype": "float32"|"float16", "data": base64 little-endian C order}`.
- * Decoded into Float32Array; float16 is expanded through a 65536-entry table (no library).
+ * The wire tensor formats (app/encoding.py), decoded into Float32Array; float16 is expanded through a
+ * 65536-entry table (no library).
+ * - JSON: each tensor `{"shape", "dtype": "float32"|"float16", "data": base64 little-endian C order}`.
+ * - Binary (`application/vnd.cnnvis.tensors`): magic "CNV1", a uint32 LE header length n, n bytes of
+ *   JSON header (the JSON answer with each tensor as `{shape, dtype, offset, length}`), then the raw
+ *   arrays at offsets from the body's first byte, multiples of 8: float32 becomes a view, not a copy.
  */
+
+/** The binary form's media type (ask for it with `Accept`). */
+export const BINARY_MEDIA = 'application/vnd.cnnvis.tensors';
 
 /** @typedef {{shape: number[], dtype: string, data: string}} WireTensor */
 /** @typedef {{shape: number[], data: Float32Array}} Tensor */
@@ -37,13 +44,15 @@ function base64Bytes(b64) {
 }
 
 /**
- * Decode a wire tensor.
- * @param {WireTensor} t
+ * Decode a wire tensor; a tensor already decoded (from the binary form) is returned as it is, so
+ * callers need not know which form arrived.
+ * @param {WireTensor | Tensor} t
  * @returns {Tensor}
  */
 export function decodeTensor(t) {
+  if (t.data instanceof Float32Array) return /** @type {Tensor} */ (t);
   const n = t.shape.reduce((a, b) => a * b, 1);
-  const bytes = base64Bytes(t.data);
+  const bytes = base64Bytes(/** @type {string} */ (t.data));
   const width = t.dtype === 'float16' ? 2 : t.dtype === 'float32' ? 4 : 0;
   if (!width) throw new Error(`unsupported tensor dtype ${t.dtype}`);
   if (bytes.length !== n * width) throw new Error(`tensor of shape [${t.shape}] needs ${n * width} bytes, got ${bytes.length}`);
@@ -62,4 +71,55 @@ export function decodeTensor(t) {
     for (let i = 0; i < n; i++) out[i] = HALF_TABLE[dv.getUint16(i * 2, true)];
   }
   return { shape: t.shape, data: out };
+}
+
+/**
+ * The array a binary-form descriptor points at: a Float32Array view on `buffer` for float32 (no copy),
+ * a new Float32Array for float16.
+ * @param {ArrayBuffer} buffer
+ * @param {{shape: number[], dtype: string, offset: number, length: number}} d
+ * @returns {Tensor}
+ */
+function tensorAt(buffer, d) {
+  const n = d.shape.reduce((a, b) => a * b, 1);
+  const width = d.dtype === 'float16' ? 2 : d.dtype === 'float32' ? 4 : 0;
+  if (!width) throw new Error(`unsupported tensor dtype ${d.dtype}`);
+  if (d.length !== n * width || d.offset % 8 || d.offset + d.length > buffer.byteLength) {
+    throw new Error(`tensor of shape [${d.shape}] does not fit the body (offset ${d.offset}, ${d.length} bytes)`);
+  }
+  if (!LITTLE_ENDIAN) {
+    const dv = new DataView(buffer, d.offset, d.length);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = width === 4 ? dv.getFloat32(i * 4, true) : HALF_TABLE[dv.getUint16(i * 2, true)];
+    return { shape: d.shape, data: out };
+  }
+  if (width === 4) return { shape: d.shape, data: new Float32Array(buffer, d.offset, n) };
+  const u16 = new Uint16Array(buffer, d.offset, n);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = HALF_TABLE[u16[i]];
+  return { shape: d.shape, data: out };
+}
+
+/**
+ * Decode a body in the binary form: its JSON header, with each tensor replaced by a decoded Tensor.
+ * @param {ArrayBuffer} buffer the whole body (a fetch's `arrayBuffer()`, a WebSocket binary frame)
+ * @returns {any}
+ */
+export function decodeBinary(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 8 || String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]) !== 'CNV1') {
+    throw new Error('not a cnnvis tensor body (the magic bytes are wrong)');
+  }
+  const n = new DataView(buffer).getUint32(4, true);
+  if (8 + n > bytes.length) throw new Error('the header runs past the end of the body');
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  /** @param {any} node @returns {any} */
+  const walk = (node) => {
+    if (Array.isArray(node)) return node.map(walk);
+    if (!node || typeof node !== 'object') return node;
+    const keys = Object.keys(node);
+    if (keys.length === 4 && ['shape', 'dtype', 'offset', 'length'].every((k) => k in node)) return tensorAt(buffer, node);
+    return Object.fromEntries(keys.map((k) => [k, walk(node[k])]));
+  };
+  return walk(header);
 }

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Training from the page: single and N-step training over REST, play/pause over the live
- * WebSocket (progress, evaluations and the pinned image's activations stream back), hyperparameter
+ * WebSocket (progress, evaluations and the pinned image's activations stream back; activations come
+ * as binary frames that api.js decodes into typed arrays, so decodeForward passes them through), hyperparameter
  * changes (marked on the curves), reset. A ready-trained (read-only) model is copied first. When
  * the server closes the socket because the model was deleted, the page says so and does not reconnect.
  */
@@ -266,7 +267,7 @@ export function createTrainer(store, api, actions) {
     /** Fetch the next mini-batch the trainer will use (trainable models only). */
     async loadBatch() {
       const model = store.get().model;
-      const key = model ? `${model.id}:${model.step}:${!!model.training?.augment}` : ''; // augmenting changes the batch
+      const key = model ? `${model.id}:${model.step}` : '';
       if (!model || model.read_only || batchLoading || batchTried === key) return;
       batchLoading = true;
       batchTried = key;
