@@ -33,9 +33,9 @@ def dataset_sample(state: AppState, rec: ModelRecord, split: str, index: int) ->
 
 
 def resolve_input(state: AppState, rec: ModelRecord, ref: InputRef) -> tuple[np.ndarray, int | None]:
-    """``(x: (C, H, W), label or None)`` for an uploaded image or a dataset sample."""
+    """``(x: (C, H, W), label or None)`` for an uploaded image (cropped or padded, ``ref.fit``) or a dataset sample."""
     if ref.image_id is not None:
-        return state.images.input_for(ref.image_id, rec.model.input_shape), None
+        return state.images.input_for(ref.image_id, rec.model.input_shape, ref.fit), None
     return dataset_sample(state, rec, ref.sample.split, ref.sample.index)
 
 

@@ -41,7 +41,9 @@ function detailText(body, status) {
  * @param {InputRef} ref
  */
 export function inputBody(ref) {
-  return ref.kind === 'sample' ? { sample: { split: ref.split, index: ref.index } } : { image_id: ref.id };
+  if (ref.kind === 'sample') return { sample: { split: ref.split, index: ref.index } };
+  const fit = /** @type {{fit?: string}} */ (ref).fit; // 'pad': letterbox instead of the centre crop
+  return fit === 'pad' ? { image_id: ref.id, fit } : { image_id: ref.id };
 }
 
 /**

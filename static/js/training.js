@@ -267,7 +267,7 @@ export function createTrainer(store, api, actions) {
     /** Fetch the next mini-batch the trainer will use (trainable models only). */
     async loadBatch() {
       const model = store.get().model;
-      const key = model ? `${model.id}:${model.step}` : '';
+      const key = model ? `${model.id}:${model.step}:${!!model.training?.augment}` : ''; // augmenting changes the batch
       if (!model || model.read_only || batchLoading || batchTried === key) return;
       batchLoading = true;
       batchTried = key;
