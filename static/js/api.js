@@ -152,6 +152,12 @@ export function createApi(base) {
     async forward(id, ref) {
       return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref), binary: true }));
     },
+    /** One image file (a webcam frame) through the model, not stored. @param {string} id @param {Blob} file @returns {Promise<Forward>} */
+    async forwardFile(id, file) {
+      const form = new FormData();
+      form.append('file', file, 'frame.jpg');
+      return decodeForward(await request('POST', `${model(id)}/forward`, { form, binary: true }));
+    },
     /** @param {string} id @param {number} layer */
     async filters(id, layer) {
       const r = await request('GET', `${model(id)}/layers/${layer}/filters`);

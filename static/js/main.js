@@ -6,6 +6,7 @@
 import { createActions } from './actions.js';
 import { createApi } from './api.js';
 import { createEditor } from './editor.js';
+import { roveGrids } from './gridkeys.js';
 import { createLibrary } from './library.js';
 import { createManager } from './manage.js';
 import { createStore, initialState } from './state.js';
@@ -13,6 +14,7 @@ import { createTrainer } from './training.js';
 import * as architecture from './views/architecture.js';
 import * as colour from './views/colour.js';
 import * as detail from './views/detail.js';
+import * as dock from './views/dock.js';
 import * as evaluation from './views/evaluation.js';
 import * as filters from './views/filters.js';
 import * as input from './views/input.js';
@@ -24,6 +26,7 @@ import * as overview from './views/overview.js';
 import * as tabs from './views/tabs.js';
 import * as training from './views/training.js';
 import * as transport from './views/transport.js';
+import * as webcam from './views/webcam.js';
 
 const boot = JSON.parse(document.getElementById('bootstrap')?.textContent || '{}');
 const store = createStore(initialState(boot));
@@ -41,8 +44,10 @@ const VIEWS = [
   ['[data-view="modelbar"]', modelbar],
   ['[data-view="transport"]', transport],
   ['[data-view="colour"]', colour],
+  ['[data-view="dock"]', dock],
   ['[data-view="overview"]', overview],
   ['[data-view="input"]', input],
+  ['[data-view="input"]', webcam], // its button joins the input panel's
   ['[data-tabs]', tabs],
   ['[data-view="detail"]', detail],
   ['[data-view="filters"]', filters],
@@ -57,6 +62,7 @@ const mounted = VIEWS.flatMap(([selector, mod]) => {
   const root = document.querySelector(selector);
   return root instanceof HTMLElement ? [{ mod, view: mod.mount(root, ctx) }] : [];
 });
+roveGrids(); // each grid of tiles is one Tab stop, arrow keys inside
 
 let lastModel = /** @type {string | null} */ (null);
 let lastInput = /** @type {any} */ (null);

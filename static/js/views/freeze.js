@@ -11,7 +11,7 @@ import { fmtInt, layerTitle } from '../format.js';
  * @param {any} ctx
  */
 export function mount(root, ctx) {
-  const list = h('ul', { class: 'freeze-list', role: 'group', 'aria-label': 'Layers that train' });
+  const list = h('ul', { class: 'freeze-list', 'aria-label': 'Layers that train' });
   const hint = h('p', { class: 'hint' });
   list.addEventListener('change', (ev) => {
     const model = ctx.store.get().model;
