@@ -55,6 +55,8 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/models/{model_id}/explain/stream"): (409, 415),
     ("post", "/api/v1/models/{model_id}/learn/conv"): (409, 415),
     ("post", "/api/v1/models/{model_id}/learn/dropout"): (409, 415),
+    ("post", "/api/v1/models/{model_id}/learn/lr-experiment"): (409,),
+    ("post", "/api/v1/models/{model_id}/learn/localize"): (409, 415),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters"): (),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters.png"): (),
     ("get", "/api/v1/models/{model_id}/layers/{index}/activations.png"): (409, 415),

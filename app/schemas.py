@@ -91,6 +91,21 @@ class LearnDropoutRequest(InputRef):
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds the random mask")
 
 
+class LearnLrRequest(Strict):
+    """Copies of the model trained side by side on the same batches, one per learning rate."""
+
+    steps: int = Field(40, ge=1, le=60, description="steps per copy")
+    rates: list[float] | None = Field(None, min_length=1, max_length=4,
+                                      description="learning rates; default the model's own /10, x1 and x10")
+
+
+class LearnLocalizeRequest(InputRef):
+    """Grad-CAM's map for a class, and the box around where it is at least ``threshold`` of its peak."""
+
+    target: int | None = Field(None, ge=0, le=100_000, description="class; default the predicted one")
+    threshold: float = Field(0.5, gt=0.0, le=1.0, description="share of the map's peak a cell must reach to be in the box")
+
+
 class HyperparameterChanges(Strict):
     """Omitted fields keep the model's current values; ranges are checked by the engine (422 says them),
     integers first kept below ``MAX_INT`` here."""
@@ -131,11 +146,15 @@ class CreateModel(Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     name: str | None = Field(None, min_length=1, max_length=100)
     loss: Literal["cross_entropy", "mse"] | None = None
+    transfer: bool = Field(False, description="with from and dataset: keep the source's layers up to its last one with "
+                           "feature maps (weights frozen), and a new dense head sized for the dataset's classes")
 
     @model_validator(mode="after")
     def _one_source(self):
         if sum(v is not None for v in (self.preset, self.spec, self.from_)) != 1:
             raise ValueError("give exactly one of preset, spec or from")
+        if self.transfer and (self.from_ is None or self.dataset is None):
+            raise ValueError("transfer needs from (the model to learn from) and dataset (the new data)")
         return self
 
 

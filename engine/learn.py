@@ -7,6 +7,12 @@ tests/engine/test_learn.py holds them to each other and to `engine.reference.con
 
 `dropout_demo`: the engine's dropout layer run in training mode on one image's maps, with a seed:
 the keep mask, the scaled training output and the evaluation output (the input unchanged).
+
+`lr_experiment`: copies of a model trained side by side on the same batches with different learning
+rates (in memory only; the copies are dropped when it returns), their loss curves.
+
+`localize`: the bounding box of a class map (Grad-CAM) above a share of its peak: localization
+from a classifier.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from engine.model import Model
 from engine.reference import conv_pads
 from engine.registry import build_layer
 from engine.specs import Dropout
+from engine.train import Hyperparameters, Trainer
 
 
 @dataclass(frozen=True)
@@ -149,3 +156,66 @@ def dropout_demo(model: Model, x: np.ndarray, layer: int, rate: float, seed: int
     train, evaluation = back(train), back(evaluation)
     return DropoutLesson(layer=layer, rate=float(rate), seed=seed, in_model=in_model, before=before,
                          keep=keep, train=train, evaluation=evaluation)
+
+
+MAX_EXPERIMENT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class LrCurve:
+    """One copy's run: ``losses[t]`` the loss of step ``t + 1`` (NaN or inf once it diverges)."""
+
+    learning_rate: float
+    losses: list[float]
+    final_accuracy: float  # accuracy on the last step's batch
+
+
+def lr_experiment(model: Model, dataset, hp: Hyperparameters, rates: list[float], steps: int, *, seed: int = 0,
+                  step: int = 0, examples_seen: int = 0) -> list[LrCurve]:
+    """Train one in-memory copy of ``model`` per learning rate for ``steps`` steps (at most
+    `MAX_EXPERIMENT_STEPS`), every copy on the same batches: a `Trainer` with the same ``seed``, ``step``
+    and ``examples_seen`` draws the same batch order, augmentation and dropout masks, so only the
+    learning rate differs. Each copy starts from fresh optimizer buffers. ``model`` is not changed.
+    Raises ValueError on a bad rate or step count (Hyperparameters' own message)."""
+    if not 1 <= steps <= MAX_EXPERIMENT_STEPS:
+        raise ValueError(f"steps must be between 1 and {MAX_EXPERIMENT_STEPS}, got {steps}")
+    curves = []
+    for lr in rates:
+        trainer = Trainer(model.copy(), dataset, hp.replace(learning_rate=float(lr)), seed=seed, step=step,
+                          examples_seen=examples_seen, dead_relu_every=0)
+        with np.errstate(all="ignore"):  # a too-high rate may overflow: that is the lesson, not an error
+            records = trainer.train(steps)
+        trainer.close()
+        curves.append(LrCurve(learning_rate=float(lr), losses=[float(r.loss) for r in records],
+                              final_accuracy=float(records[-1].accuracy)))
+    return curves
+
+
+@dataclass(frozen=True)
+class Box:
+    """Rows ``top..bottom`` and columns ``left..right`` inclusive of a map; ``cells`` above the threshold."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    cells: int
+    peak: float
+    threshold: float
+
+
+def localize(cam: np.ndarray, threshold: float = 0.5) -> Box | None:
+    """``cam: (H, W)`` -> the smallest box holding every cell ``>= threshold * cam.max()``, or None
+    when the map has no positive peak (nothing speaks for the class). ``0 < threshold <= 1``."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be above 0 and at most 1, got {threshold}")
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2:
+        raise ValueError(f"the map must be (H, W), got shape {cam.shape}")
+    peak = float(cam.max()) if cam.size else 0.0
+    if not peak > 0 or not np.isfinite(peak):
+        return None
+    hot = cam >= threshold * peak
+    rows, cols = np.nonzero(hot.any(axis=1))[0], np.nonzero(hot.any(axis=0))[0]
+    return Box(top=int(rows[0]), left=int(cols[0]), bottom=int(rows[-1]), right=int(cols[-1]), cells=int(hot.sum()),
+               peak=peak, threshold=threshold * peak)

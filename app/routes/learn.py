@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import Record, State
-from app.schemas import LearnConvRequest, LearnDropoutRequest
+from app.schemas import LearnConvRequest, LearnDropoutRequest, LearnLocalizeRequest, LearnLrRequest
 from app.services import learn
 
 router = APIRouter(tags=["learn"])
@@ -21,3 +21,17 @@ def learn_conv(body: LearnConvRequest, rec: Record, state: State) -> dict:
              summary="Dropout in training mode on one image's maps, with a seed: the keep mask, the scaled output and the evaluation output")
 def learn_dropout(body: LearnDropoutRequest, rec: Record, state: State) -> dict:
     return learn.dropout(state, rec, body)
+
+
+@router.post("/models/{model_id}/learn/lr-experiment",
+             summary="In-memory copies of the model trained side by side on the same batches with different learning "
+                     "rates (default its own /10, x1, x10): their loss curves; nothing is saved")
+def learn_lr_experiment(body: LearnLrRequest, rec: Record, state: State) -> dict:
+    return learn.lr_experiment_curves(state, rec, body)
+
+
+@router.post("/models/{model_id}/learn/localize",
+             summary="Localization from a classifier: Grad-CAM's map for a class and the box around where it reaches "
+                     "a share of its peak")
+def learn_localize(body: LearnLocalizeRequest, rec: Record, state: State) -> dict:
+    return learn.localize_box(state, rec, body)

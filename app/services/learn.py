@@ -1,5 +1,6 @@
 """The Learn mode's engine calls (one each, under the model's lock): a convolution at one row of
-positions, and dropout's random mask on one image's maps."""
+positions, dropout's random mask on one image's maps, the learning-rate experiment (in-memory copies:
+nothing to clean up) and localization from Grad-CAM."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Any
 
 from app.deps import AppState
 from app.encoding import encode_tensor
-from app.errors import Invalid, NotFound
-from app.schemas import LearnConvRequest, LearnDropoutRequest
+from app.errors import Conflict, Invalid, NotFound
+from app.schemas import LearnConvRequest, LearnDropoutRequest, LearnLocalizeRequest, LearnLrRequest
 from app.services.inference import resolve_input
+from app.services.training import finite
 from app.stores import ModelRecord
-from engine.learn import conv_positions, dropout_demo
+from engine.explain import grad_cam
+from engine.learn import conv_positions, dropout_demo, localize, lr_experiment
 
 
 def _check_layer(rec: ModelRecord, index: int) -> None:
@@ -55,3 +58,41 @@ def dropout(state: AppState, rec: ModelRecord, body: LearnDropoutRequest) -> dic
             "scale": 1.0 / (1.0 - d.rate), "kept": int(d.keep.sum()), "count": int(d.keep.size),
             "before": encode_tensor(d.before), "keep": encode_tensor(d.keep), "train": encode_tensor(d.train),
             "evaluation": encode_tensor(d.evaluation)}
+
+
+def lr_experiment_curves(state: AppState, rec: ModelRecord, body: LearnLrRequest) -> dict[str, Any]:
+    """Three (or the given) in-memory copies of the model trained side by side on the same batches,
+    one per learning rate: their loss curves. The model itself, its history and disk are untouched."""
+    if rec.dataset is None:
+        raise Conflict(f"model {rec.id!r} has no dataset to train on; PATCH it with a compatible \"dataset\"")
+    dataset = state.datasets.get(rec.dataset)
+    with rec.lock.hold(state.settings.lock_wait_s):
+        model, hp, seed, step, seen = rec.model.copy(), rec.hp, rec.seed, rec.step, rec.examples_seen
+    lr = hp.learning_rate
+    rates = body.rates or [lr / 10, lr, min(lr * 10, 10.0)]
+    with state.cpu.slot():
+        try:
+            curves = lr_experiment(model, dataset, hp, rates, body.steps, seed=seed, step=step, examples_seen=seen)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    return {"step": step, "steps": body.steps, "optimizer": hp.optimizer, "batch_size": hp.batch_size, "base_rate": lr,
+            "curves": [{"learning_rate": c.learning_rate, "loss": [finite(v) for v in c.losses],
+                        "final_accuracy": finite(c.final_accuracy)} for c in curves],
+            "copies": "made in memory and dropped after the run: nothing was saved"}
+
+
+def localize_box(state: AppState, rec: ModelRecord, body: LearnLocalizeRequest) -> dict[str, Any]:
+    """Grad-CAM at the last layer with feature maps, upsampled to the input, and its box above the threshold."""
+    x, _ = resolve_input(state, rec, body)
+    with rec.lock.hold(state.settings.lock_wait_s):
+        model, classes = rec.model.copy(), list(rec.classes)
+    with state.cpu.slot():
+        try:
+            cam, target, layer = grad_cam(model, x, None, body.target)
+            box = localize(cam, body.threshold)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    return {"target": target, "class": classes[target] if target < len(classes) else str(target), "layer": layer,
+            "threshold": body.threshold, "map": encode_tensor(cam),
+            "box": None if box is None else {"top": box.top, "left": box.left, "bottom": box.bottom, "right": box.right,
+                                             "cells": box.cells, "peak": box.peak, "cutoff": box.threshold}}

@@ -15,7 +15,7 @@ from app.stores.models import ModelRecord, record_from_checkpoint
 from engine.checkpoint import CheckpointError, checkpoint_bytes
 from engine.model import Model
 from engine.presets import PRESETS, preset_spec
-from engine.specs import SpecError
+from engine.specs import SpecError, layer_to_dict
 from engine.train import Hyperparameters
 
 
@@ -96,7 +96,42 @@ def create(state: AppState, req: CreateModel) -> ModelRecord:
 
 
 def copy_model(state: AppState, src: ModelRecord, rid: str, req: CreateModel) -> ModelRecord:
-    """A writable copy: weights, frozen layers, step, history and optimizer state."""
+    """A writable copy: weights, frozen layers, step, history and optimizer state. With ``transfer``:
+    transfer learning to ``req.dataset`` (other classes or input size): the source's layers up to its
+    last one with feature maps ``(C, H, W)`` are kept with their weights and frozen, followed by a new
+    head (flatten, dense sized for the dataset's classes, softmax if the source had one) drawn from
+    ``req.seed``; step and history start afresh. Conv weights depend on the input's channels, so a
+    dataset with other channels is refused (422); another height and width is fine where the kept
+    layers still fit."""
+    if req.transfer:
+        if not state.datasets.exists(req.dataset):
+            raise Invalid(f"no dataset named {req.dataset!r}; GET /api/v1/datasets lists them")
+        info = state.datasets.summary(req.dataset)
+        with src.lock.hold(state.settings.lock_wait_s):
+            source = src.model.copy()
+        keep = 0
+        while keep < len(source.info) and len(source.info[keep].output_shape) == 3:
+            keep += 1
+        if keep == 0:
+            raise Invalid(f"model {src.id!r} has no layers with feature maps to keep (its first layer outputs a vector)")
+        channels = tuple(info["input_shape"])[0]
+        if channels != source.input_shape[0]:
+            raise Invalid(f"dataset {req.dataset!r} has {channels}-channel images but model {src.id!r} takes "
+                          f"{source.input_shape[0]} channels; its first convolution's weights are sized for those, "
+                          f"so transfer to a dataset with {source.input_shape[0]} channels")
+        head = [{"type": "flatten"}, {"type": "dense", "units": int(info["num_classes"])}]
+        spec = {"input_shape": list(info["input_shape"]),
+                "layers": [layer_to_dict(lay) for lay in source.spec.layers[:keep]] + head + ([{"type": "softmax"}] if source.ends_with_softmax else [])}
+        model = build(state, spec, req.seed)
+        own = model.state()
+        for name, arr in source.state().items():
+            if int(name.split(".")[1]) < keep:
+                own[name][...] = arr
+        model.set_frozen([i for i in range(keep) if model.layers[i].params])
+        rec = ModelRecord(id=rid, name=req.name or f"{src.name} → {req.dataset}", model=model, classes=list(info["classes"]),
+                          dataset=info["name"], hp=src.hp.replace(loss=req.loss or src.hp.loss), seed=req.seed)
+        record_event(rec, {"transfer": {"from": src.id, "kept_layers": keep, "frozen": sorted(model.frozen)}})
+        return state.models.add(rec)
     with src.lock.hold(state.settings.lock_wait_s):
         rec = ModelRecord(
             id=rid, name=req.name or f"{src.name} (copy)", model=src.model.copy(), classes=list(src.classes),

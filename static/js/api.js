@@ -223,6 +223,15 @@ export function createApi(base) {
     dreamStatus: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/maximize`),
     /** Activation maximization. @param {string} id @param {number} layer @param {number} channel @param {{seed?: number, steps?: number}} body */
     dream: (id, layer, channel, body) => request('POST', `${model(id)}/layers/${layer}/channels/${channel}/maximize`, { json: body }),
+    /** Inside the learning step, in float32 (the update arithmetic needs every digit). @param {string} id @param {InputRef} ref @param {number} label */
+    gradients32: (id, ref, label) => request('POST', `${model(id)}/gradients`, { json: { ...inputBody(ref), label } }),
+    /** Learn mode: in-memory copies trained side by side per learning rate. @param {string} id @param {{steps: number, rates?: number[]}} q */
+    learnLr: (id, q) => request('POST', `${model(id)}/learn/lr-experiment`, { json: q }),
+    /** Learn mode: Grad-CAM and the box around its hot region. @param {string} id @param {InputRef} ref @param {{threshold: number, target?: number}} q */
+    async learnLocalize(id, ref, q) {
+      const r = await request('POST', `${model(id)}/learn/localize`, { json: { ...inputBody(ref), ...q } });
+      return { ...r, map: decodeTensor(r.map) };
+    },
     /** @param {string} id @param {number} count */
     async trainBatch(id, count) {
       const r = await request('GET', `${model(id)}/train/batch?count=${count}&dtype=float16`);
