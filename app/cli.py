@@ -124,11 +124,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"training {args.spec or args.preset} ({model.num_parameters:,} weights) on {ds.name}: "
           f"{len(ds.y_train)} train / {len(ds.y_test)} test, {args.steps} steps of {args.batch_size}", file=sys.stderr)
     bar = ProgressBar(args.steps)
+    history: dict[str, list] = {"steps": [], "evaluations": [], "events": []}  # the model store's history.json format
+
+    def evaluation(ev) -> dict:
+        return {"step": ev.step, "split": ev.split, "loss": ev.loss, "accuracy": ev.accuracy,
+                "per_class_accuracy": ev.per_class_accuracy, "time": time.time()}
 
     def report(rec) -> None:
         bar.update(rec.step, rec.loss, rec.accuracy)
+        if rec.step == 1 or rec.step % args.history_every == 0 or rec.step == args.steps:
+            history["steps"].append({"step": rec.step, "loss": rec.loss, "accuracy": rec.accuracy,
+                                     "learning_rate": rec.learning_rate, "epoch": rec.epoch, "time": time.time()})
         if args.eval_every and rec.step % args.eval_every == 0 and rec.step < args.steps:
-            print(f"\nstep {rec.step}: test accuracy {trainer.evaluate().accuracy:.4f}", file=sys.stderr)
+            ev = trainer.evaluate()
+            history["evaluations"].append(evaluation(ev))
+            print(f"\nstep {rec.step}: test accuracy {ev.accuracy:.4f}", file=sys.stderr)
 
     t0 = time.perf_counter()
     try:
@@ -144,6 +154,12 @@ def cmd_train(args: argparse.Namespace) -> None:
             "test_accuracy": ev.accuracy}
     save_checkpoint(out, model, classes=list(ds.classes), step=trainer.step, meta=meta)
     print(f"saved {out}")
+    if args.history:
+        from engine.jsonio import write_json
+
+        history["evaluations"].append(evaluation(ev))
+        write_json(args.history, history)
+        print(f"saved {args.history}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -225,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="a display name stored in the checkpoint")
     t.add_argument("--out", help="checkpoint path (default: PRESET-DATASET.npz)")
     t.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    t.add_argument("--history", help="also write the steps and evaluations as JSON (the server's history.json format)")
+    t.add_argument("--history-every", type=_positive, default=1, metavar="N",
+                   help="--history: record the first, every Nth and the last step (the page draws at most 1500 points)")
     t.add_argument("--data-dir", help=DATA_DIR_HELP)
     t.set_defaults(func=cmd_train)
 

@@ -217,6 +217,6 @@ def model_json(rec: ModelRecord) -> dict[str, Any]:
         "id": rec.id, "name": rec.name, "read_only": rec.read_only, "dataset": rec.dataset, "classes": list(rec.classes),
         "spec": spec_to_dict(m.spec), "step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
         "seed": rec.seed, "parameters": m.num_parameters, "input_shape": list(m.input_shape),
-        "training": rec.hp.to_dict(), "frozen": sorted(m.frozen), "created": rec.created,
+        "training": rec.hp.to_dict(), "frozen": sorted(m.frozen), "created": rec.created, "copied_from": rec.copied_from,
         "layers": [layer_json(m, info) for info in m.info],
     }  # fmt: skip

@@ -60,6 +60,16 @@ def check_dataset(state: AppState, name: str, model: Model) -> dict[str, Any]:
     return info
 
 
+def distinct_name(state: AppState, name: str) -> str:
+    """``name``, or ``"name (2)"``, ``"name (3)"``... when a model already has it (new, copied and
+    imported models; two requests at the same instant may still pick the same name)."""
+    taken = {r.name for r in state.models.list()}
+    unique, n = name[:100], 2
+    while unique in taken:
+        unique, n = f"{name[:92]} ({n})", n + 1
+    return unique
+
+
 def _auto_dataset(state: AppState, model: Model) -> dict[str, Any] | None:
     for name in state.datasets.names():
         try:
@@ -91,7 +101,7 @@ def create(state: AppState, req: CreateModel) -> ModelRecord:
         info = check_dataset(state, req.dataset, model) if req.dataset else _auto_dataset(state, model)
         name = req.name or "Custom network"
     classes = list(info["classes"]) if info else [str(i) for i in range(model.output_shape[0])]
-    rec = ModelRecord(id=rid, name=name, model=model, classes=classes, dataset=info["name"] if info else None, hp=hp, seed=req.seed)
+    rec = ModelRecord(id=rid, name=distinct_name(state, name), model=model, classes=classes, dataset=info["name"] if info else None, hp=hp, seed=req.seed)
     return state.models.add(rec)
 
 
@@ -134,10 +144,11 @@ def copy_model(state: AppState, src: ModelRecord, rid: str, req: CreateModel) ->
         return state.models.add(rec)
     with src.lock.hold(state.settings.lock_wait_s):
         rec = ModelRecord(
-            id=rid, name=req.name or f"{src.name} (copy)", model=src.model.copy(), classes=list(src.classes),
+            id=rid, name=distinct_name(state, req.name or f"{src.name} (copy)"), model=src.model.copy(), classes=list(src.classes),
             dataset=src.dataset, hp=src.hp, seed=src.seed, step=src.step, examples_seen=src.examples_seen,
             epoch=src.epoch, history=copy.deepcopy(src.history),
             optimizer_state=src.trainer.optimizer_state() if src.trainer is not None else src.optimizer_state,
+            copied_from=src.id,
         )  # fmt: skip
     if req.dataset is not None:
         rec.dataset = check_dataset(state, req.dataset, rec.model)["name"]
@@ -216,6 +227,7 @@ def import_checkpoint(state: AppState, data: bytes, filename: str | None) -> Mod
         raise Invalid(f"not a usable checkpoint: {e}") from None
     if rec.name == rid and filename:
         rec.name = filename.rsplit(".", 1)[0][:100] or rid
+    rec.name, rec.copied_from = distinct_name(state, rec.name), None  # a file says nothing trustworthy about ids here
     info = None
     if rec.dataset:
         try:

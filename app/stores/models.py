@@ -16,7 +16,8 @@ either are removed on load. A new model must fit the quotas (`app.quota.Quota`);
 again never checks them (live training must not fail for want of space it already holds). On load,
 history past the checkpoint's step is dropped and optimizer state from another step is ignored, so a
 server killed between two writes still restarts cleanly.
-Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem.
+Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem, with
+the history of the training that made them from a companion ``{stem}.history.json`` when there is one.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class ModelRecord:
     epoch: int = 0
     created: float = field(default_factory=time.time)
     history: dict[str, list] = field(default_factory=new_history)
+    copied_from: str | None = None  # the id of the model this one was copied from (kept in the checkpoint's meta)
     optimizer_state: dict[str, np.ndarray] | None = None  # from disk, until a trainer takes it
     trainer: Any = None  # engine.train.Trainer once the model has trained in this process
     lock: FairLock = field(default_factory=FairLock)
@@ -88,7 +90,7 @@ class ModelRecord:
         return {
             "name": self.name, "dataset": self.dataset, "hyperparameters": self.hp.to_dict(), "seed": self.seed,
             "examples_seen": self.examples_seen, "epoch": self.epoch, "created": self.created,
-        }  # fmt: skip
+        } | ({"copied_from": self.copied_from} if self.copied_from else {})  # fmt: skip
 
 
 def _hyperparameters(meta: dict[str, Any]) -> Hyperparameters:
@@ -109,6 +111,7 @@ def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, *
     meta = ckpt.meta
     dataset = meta.get("dataset")
     created = meta.get("created")
+    source = meta.get("copied_from")
     return ModelRecord(
         id=rid,
         name=str(meta.get("name") or rid)[:100],
@@ -122,6 +125,7 @@ def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, *
         examples_seen=_int(meta, "examples_seen"),
         epoch=_int(meta, "epoch"),
         created=created if isinstance(created, (int, float)) else time.time(),
+        copied_from=source if isinstance(source, str) and ID_RE.match(source) else None,
     )
 
 
@@ -145,7 +149,8 @@ class ModelStore:
             if not ID_RE.match(path.stem):
                 continue
             try:
-                records[path.stem] = record_from_checkpoint(path.stem, path, read_only=True)
+                records[path.stem] = rec = record_from_checkpoint(path.stem, path, read_only=True)
+                rec.history = _read_history(path.with_suffix(".history.json"), rec.step)  # the training that made it
             except CheckpointError as e:
                 log.warning("skipping shipped model %s: %s", path.name, e)
         for folder in sorted(self.root.iterdir()):

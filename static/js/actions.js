@@ -5,6 +5,7 @@
  * the server through the API and write results to the store. A failed request shows the server's message and keeps the state.
  */
 import { ApiError } from './api.js';
+import { createCopies } from './copies.js';
 import { createNotices } from './notices.js';
 import { forwardStats } from './scale.js';
 
@@ -25,6 +26,7 @@ export function createActions(store, api) {
   let forwardSeq = 0;
 
   const { notify, succeeded, fail } = createNotices(store);
+  const copies = createCopies(store, api, { loadModel, refreshModels, notify, fail });
 
   /**
    * Refresh the list of models (for the model picker).
@@ -105,11 +107,19 @@ export function createActions(store, api) {
     succeeded,
     refreshModels,
     loadHistory,
+    /** Training a read-only model: make the person's copy current (copies.js). */
+    copyToTrain: copies.copyToTrain,
+    answerCopy: copies.answer,
 
-    /** First load: the ready model (or any model, or a fresh TinyVGG) with a sample run through it. */
-    async start() {
+    /**
+     * First load: the model (and input) a link names (route.js says when it is gone), else the ready
+     * model (or any model, or a fresh TinyVGG), with a sample run through it.
+     * @param {{model?: string, input?: import('./state.js').InputRef}} [want]
+     */
+    async start(want = {}) {
       const boot = store.get().boot;
       try {
+        if (want.model && (await loadModel(want.model, { input: want.input }).then(() => true, () => false))) return void refreshModels();
         let id = boot.default_model_id;
         if (!id) {
           const r = await api.listModels();

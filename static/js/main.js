@@ -9,9 +9,11 @@ import { createEditor } from './editor.js';
 import { roveGrids } from './gridkeys.js';
 import { createLibrary } from './library.js';
 import { createManager } from './manage.js';
+import { createRouter } from './route.js';
 import { createStore, initialState } from './state.js';
 import { createTrainer } from './training.js';
 import * as architecture from './views/architecture.js';
+import * as ask from './views/ask.js';
 import * as colour from './views/colour.js';
 import * as detail from './views/detail.js';
 import * as dock from './views/dock.js';
@@ -36,11 +38,13 @@ const trainer = createTrainer(store, api, actions);
 const editor = createEditor(store, api, actions);
 const library = createLibrary(store, api, actions);
 const manager = createManager(store, api, actions, trainer);
+const router = createRouter(store, actions);
 const ctx = { store, api, actions, trainer, editor, library, manager, boot };
 
 /** @type {Array<[string, {mount: (root: HTMLElement, ctx: any) => any, render: (view: any, state: any, changed: Set<string>) => void}]>} */
 const VIEWS = [
   ['[data-view="messages"]', messages],
+  ['[data-view="messages"]', ask], // a question with its answers, in the same strip
   ['[data-view="modelbar"]', modelbar],
   ['[data-view="transport"]', transport],
   ['[data-view="colour"]', colour],
@@ -85,5 +89,5 @@ store.subscribe((state, changed) => {
 
 const all = new Set(Object.keys(store.get()));
 for (const { mod, view } of mounted) mod.render(view, store.get(), all);
-actions.start();
+router.start(); // opens the view in the address (actions.start picks the model), then follows it
 Object.defineProperty(window, 'cnnvis', { value: { store, actions, trainer }, enumerable: false });

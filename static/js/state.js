@@ -42,6 +42,7 @@
  *   validation: import('./editor.js').Validation,
  *   loading: boolean,
  *   tab: string,
+ *   ask: {text: string, yes: string, no: string} | null,
  * }} State
  */
 
@@ -76,6 +77,7 @@ export function initialState(boot) {
     validation: { pending: false, result: null, error: null, layer: null },
     loading: true,
     tab: 'detail',
+    ask: null,
   };
 }
 

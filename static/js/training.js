@@ -54,9 +54,7 @@ export function createTrainer(store, api, actions) {
     const model = store.get().model;
     if (!model) return null;
     if (!model.read_only) return model;
-    const ok = await actions.createModel({ from: model.id, name: `${model.name} (my copy)` },
-      `“${model.name}” is a ready-trained model, so you are training a copy of it.`);
-    if (!ok) return null;
+    if (!(await actions.copyToTrain(model))) return null; // asks once, reuses an untrained copy
     const copy = store.get().model;
     if (copy && Object.keys(pendingHyper).length) {
       try {

@@ -28,7 +28,7 @@ def test_download_and_import_round_trip(client, small_model):
     assert imported.status_code == 201
     m = imported.json()
     assert m["id"] != mid and m["step"] == 2 and m["dataset"] == "digits" and m["read_only"] is False
-    assert m["name"] == "small" and m["spec"] == small_model["spec"]
+    assert m["name"] == "small (2)" and m["spec"] == small_model["spec"]  # names are made distinct
     a = client.get(f"{API}/models/{mid}/layers/0/filters").json()
     b = client.get(f"{API}/models/{m['id']}/layers/0/filters").json()
     assert a["data"] == b["data"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -93,3 +94,23 @@ def test_errors_are_one_line_not_a_traceback(argv, message, tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and message in err and "Traceback" not in err
+
+
+def test_train_records_its_history_in_the_model_stores_format(tmp_path, capsys):
+    """``--history`` (how the shipped models' companions are made): the steps and each evaluation."""
+    src, data = tmp_path / "mnist", tmp_path / "data"
+    src.mkdir()
+    _mnist_files(src)
+    main(["datasets", "import", "--format", "mnist", "--path", str(src), "--name", "tiny", "--data-dir", str(data)])
+    out, hist = tmp_path / "m.npz", tmp_path / "m.history.json"
+    main(["train", "--preset", "lenet5", "--dataset", "tiny", "--steps", "4", "--batch-size", "8", "--eval-every", "2",
+          "--out", str(out), "--history", str(hist), "--data-dir", str(data)])  # fmt: skip
+    capsys.readouterr()
+    h = json.loads(hist.read_text())
+    assert [s["step"] for s in h["steps"]] == [1, 2, 3, 4] and h["events"] == []
+    assert {"loss", "accuracy", "learning_rate", "epoch", "time"} <= set(h["steps"][0])
+    assert [(e["step"], e["split"]) for e in h["evaluations"]] == [(2, "test"), (4, "test")]
+    assert h["evaluations"][-1]["accuracy"] == load_checkpoint(out).meta["test_accuracy"]
+    main(["train", "--preset", "lenet5", "--dataset", "tiny", "--steps", "7", "--batch-size", "8", "--history-every", "3",
+          "--out", str(out), "--force", "--history", str(hist), "--data-dir", str(data)])  # fmt: skip
+    assert [s["step"] for s in json.loads(hist.read_text())["steps"]] == [1, 3, 6, 7]  # the first, every 3rd, the last

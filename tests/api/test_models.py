@@ -1,9 +1,17 @@
-"""Models: presets, layer types, spec validation, create / list / read / patch / delete / reset."""
+"""Models: presets, layer types, spec validation, create / list / read / patch / delete / reset, distinct
+names, the shipped models' history."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from engine.checkpoint import load_checkpoint
 from engine.presets import PRESETS
-from tests.api.conftest import SHIPPED_ID, SMALL_SPEC
+from tests.api.conftest import SHIPPED_ID, SMALL_SPEC, make_settings, open_client
+
+PRETRAINED = Path(__file__).resolve().parents[2] / "engine" / "pretrained"
 
 API = "/api/v1"
 
@@ -138,3 +146,36 @@ def test_shipped_model_is_read_only(client):
     copy = client.post(f"{API}/models", json={"from": SHIPPED_ID}).json()
     assert copy["read_only"] is False and copy["step"] == 500
     assert client.post(f"{API}/models/{copy['id']}/train", json={"steps": 1, "batch_size": 2}).status_code == 200
+
+
+def test_new_copied_and_imported_models_get_distinct_names(client):
+    first = client.post(f"{API}/models", json={"preset": "tiny-vgg", "name": "mine"}).json()
+    assert first["name"] == "mine" and first["copied_from"] is None
+    assert client.post(f"{API}/models", json={"preset": "tiny-vgg", "name": "mine"}).json()["name"] == "mine (2)"
+    assert client.post(f"{API}/models", json={"preset": "tiny-vgg", "name": "mine"}).json()["name"] == "mine (3)"
+    copies = [client.post(f"{API}/models", json={"from": SHIPPED_ID, "name": "TinyVGG (trained) (my copy)"}).json() for _ in range(2)]
+    assert [c["name"] for c in copies] == ["TinyVGG (trained) (my copy)", "TinyVGG (trained) (my copy) (2)"]
+    assert {c["copied_from"] for c in copies} == {SHIPPED_ID}  # the page finds a person's untrained copy by it
+    assert client.post(f"{API}/models", json={"from": first["id"]}).json()["name"] == "mine (copy)"
+    data = client.get(f"{API}/models/{first['id']}/checkpoint").content
+    imported = client.post(f"{API}/models/import", files={"file": ("mine.npz", data, "application/octet-stream")}).json()
+    assert imported["name"] == "mine (4)" and imported["copied_from"] is None
+    # the source is kept across a restart (in the checkpoint's meta)
+    got = client.get(f"{API}/models/{copies[0]['id']}/checkpoint").content
+    assert load_checkpoint(got).meta["copied_from"] == SHIPPED_ID
+
+
+@pytest.mark.parametrize("model_id", ["tiny-vgg-shapes", "lenet5-digits"])
+def test_shipped_models_carry_the_history_that_made_them(data_dir, model_id):
+    with open_client(make_settings(data_dir, PRETRAINED)) as c:
+        model = c.get(f"{API}/models/{model_id}").json()
+        h = c.get(f"{API}/models/{model_id}/history").json()
+        copy = c.post(f"{API}/models", json={"from": model_id}).json()
+        copied = c.get(f"{API}/models/{copy['id']}/history").json()
+    steps = [s["step"] for s in h["steps"]]
+    assert model["read_only"] and steps[0] == 1 and steps[-1] == model["step"] and steps == sorted(steps)
+    assert {"loss", "accuracy", "learning_rate", "epoch"} <= set(h["steps"][-1])
+    evals = h["evaluations"]
+    assert evals and evals[-1]["step"] == model["step"] and evals[-1]["split"] == "test"
+    assert evals[-1]["accuracy"] == pytest.approx(load_checkpoint(PRETRAINED / f"{model_id}.npz").meta["test_accuracy"])
+    assert copied == h  # a copy's curves start where the shipped model's did
