@@ -38,7 +38,6 @@ MIN_SHARD_MACS = 40_000_000  # multiply-adds below which a shard's thread costs 
 DEAD_RELU_EVERY = 10
 
 
-
 @dataclass(frozen=True)
 class Hyperparameters:
     """Everything a step depends on besides the weights; may change between any two steps."""
@@ -88,7 +87,6 @@ class StepRecord:
     dead_relu: dict[int, float] | None = None
 
 
-
 @dataclass(frozen=True)
 class Evaluation:
     split: str
@@ -96,10 +94,10 @@ class Evaluation:
     loss: float
     accuracy: float
     confusion_matrix: list[list[int]]  # [true class][predicted class]
-    # [true class][predicted class] -> the first `max_per_cell` example indices of that cell, in split order
-    cell_examples: list[list[list[int]]] = field(default_factory=list)
     per_class_accuracy: list[float | None]  # None for a class with no example
     misclassified: list[dict[str, Any]] = field(default_factory=list)  # {"index", "label", "prediction", "confidence"}
+    # [true class][predicted class] -> the first `max_per_cell` example indices of that cell, in split order
+    cell_examples: list[list[list[int]]] = field(default_factory=list)
 
 
 def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss: str = "cross_entropy",
@@ -122,13 +120,13 @@ def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss:
         value = float(0.5 * ((probs - target) ** 2).sum() / len(y))
     else:
         value = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    per_class = confusion.sum(axis=1)
+    wrong = np.flatnonzero(pred != y)[:max_misclassified]
     code = np.asarray(y, np.int64) * k + pred  # the cell of each example
     order = np.argsort(code, kind="stable")  # by cell, then index
     starts = np.searchsorted(code[order], np.arange(k * k + 1))
     cells = [[order[starts[t * k + p] : min(starts[t * k + p + 1], starts[t * k + p] + max_per_cell)].tolist()
               for p in range(k)] for t in range(k)]
-    per_class = confusion.sum(axis=1)
-    wrong = np.flatnonzero(pred != y)[:max_misclassified]
     return Evaluation(
         split=split,
         step=step,
@@ -138,9 +136,9 @@ def evaluate_model(model: Model, dataset: Dataset, *, split: str = "test", loss:
         per_class_accuracy=[float(confusion[c, c] / per_class[c]) if per_class[c] else None for c in range(k)],
         misclassified=[
             {"index": int(i), "label": int(y[i]), "prediction": int(pred[i]), "confidence": float(probs[i, pred[i]])}
-        cell_examples=cells,
             for i in wrong
         ],
+        cell_examples=cells,
     )
 
 
@@ -226,6 +224,8 @@ class Trainer:
         x = to_float(self.dataset.x_train[idx])
         if self.hp.augment:
             x = augment_batch(x, self._rng(1), self.augment_config)
+        return x, self.dataset.y_train[idx]
+
     def peek_batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[dict]]]:
         """What `next_batch` returns (the batch step ``step + 1`` trains on), drawn from the same
         ``(seed, epoch)`` permutation and ``(seed, step)`` augmentation stream without advancing,
@@ -237,8 +237,6 @@ class Trainer:
         if self.hp.augment:
             x = augment_batch(x, self._rng(1), self.augment_config, log)
         return x, self.dataset.y_train[idx], idx, log
-
-        return x, self.dataset.y_train[idx]
 
     def _rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.step, stream])

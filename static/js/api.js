@@ -223,6 +223,19 @@ export function createApi(base) {
     dreamStatus: (id, layer, channel) => request('GET', `${model(id)}/layers/${layer}/channels/${channel}/maximize`),
     /** Activation maximization. @param {string} id @param {number} layer @param {number} channel @param {{seed?: number, steps?: number}} body */
     dream: (id, layer, channel, body) => request('POST', `${model(id)}/layers/${layer}/channels/${channel}/maximize`, { json: body }),
+    /**
+     * Learn mode: one filter of a conv layer at an output row (or one position): windows, products, sums, activations.
+     * @param {string} id @param {InputRef} ref @param {{layer: number, filter: number, row: number, col?: number}} q
+     */
+    learnConv: (id, ref, q) => request('POST', `${model(id)}/learn/conv`, { json: { ...inputBody(ref), ...q } }),
+    /**
+     * Learn mode: dropout in training mode on one image's maps (a seeded mask, the scaled and the evaluation output).
+     * @param {string} id @param {InputRef} ref @param {{layer: number, rate: number, seed: number}} q
+     */
+    async learnDropout(id, ref, q) {
+      const r = await request('POST', `${model(id)}/learn/dropout`, { json: { ...inputBody(ref), ...q } });
+      return { ...r, before: decodeTensor(r.before), keep: decodeTensor(r.keep), train: decodeTensor(r.train), evaluation: decodeTensor(r.evaluation) };
+    },
     /** Inside the learning step, in float32 (the update arithmetic needs every digit). @param {string} id @param {InputRef} ref @param {number} label */
     gradients32: (id, ref, label) => request('POST', `${model(id)}/gradients`, { json: { ...inputBody(ref), label } }),
     /** Learn mode: in-memory copies trained side by side per learning rate. @param {string} id @param {{steps: number, rates?: number[]}} q */
