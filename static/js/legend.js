@@ -44,9 +44,32 @@ export function updateLegend(el, scale, note, digits = 3) {
   const lo = fmt(scale.lo, digits);
   const hi = fmt(scale.hi, digits);
   const mid = note ?? (diverging ? '0' : digits < 3 ? '' : fmt((scale.lo + scale.hi) / 2, digits));
+  const text = `${scale.cmap}|${lo}|${mid}|${hi}`;
+  if (el.dataset.text === text) return; // the same numbers: nothing to redo
+  el.dataset.text = text;
   setText(/** @type {Element} */ (el.querySelector('[data-lo]')), lo);
   setText(/** @type {Element} */ (el.querySelector('[data-mid]')), mid);
   setText(/** @type {Element} */ (el.querySelector('[data-hi]')), hi);
+  if (el.classList.contains('legend-compact')) fitTicks(el, lo, hi);
   const label = `${el.dataset.label}: ${COLORMAPS[scale.cmap]?.label ?? scale.cmap} from ${lo} to ${hi}`;
   if (el.getAttribute('aria-label') !== label) el.setAttribute('aria-label', label);
+}
+
+/**
+ * Keep a compact legend's numbers inside its bar (measured only when they change): first without the
+ * middle tick and in a smaller font, then, for a range symmetric about zero, as one "±max".
+ * @param {HTMLElement} el
+ * @param {string} lo
+ * @param {string} hi
+ */
+function fitTicks(el, lo, hi) {
+  const ticks = /** @type {HTMLElement} */ (el.querySelector('.legend-ticks'));
+  const overflows = () => ticks.scrollWidth > ticks.clientWidth;
+  el.classList.remove('legend-tight');
+  if (!overflows()) return;
+  el.classList.add('legend-tight');
+  if (overflows() && lo === `−${hi}`) {
+    setText(/** @type {Element} */ (el.querySelector('[data-lo]')), '');
+    setText(/** @type {Element} */ (el.querySelector('[data-hi]')), `±${hi}`);
+  }
 }

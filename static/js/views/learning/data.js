@@ -62,6 +62,7 @@ export function createSource(api, onLoad, onError) {
   function get(state) {
     const { model, input } = state;
     if (!model || !input) return null;
+    if (state.training?.busy) return src.data; // a model is being switched (or was deleted): ask nothing now
     const label = labelFor(state, src.label);
     const key = `${model.id}|${state.forward?.step ?? model.step}|${JSON.stringify(input)}|${label}`;
     if (key !== src.key && !src.pending) { // one request at a time: the answer's redraw asks again

@@ -32,7 +32,7 @@ export function mountLastStep(root, ctx) {
   const scales = h('p', { class: 'learn-scales' });
   const grid = h('div', { class: 'learn-grid', dataset: { learning: 'grid' } });
   const dead = h('div', { class: 'learn-dead', dataset: { learning: 'dead' } });
-  const drop = h('div', { class: 'learn-drop', dataset: { learning: 'dropout' } });
+  const drop = h('div', { class: 'learn-drop', dataset: { learning: 'drop-mask' } });
   pick.addEventListener('change', () => {
     view.layer = Number(pick.value);
     view.drawnKey = '';
