@@ -24,10 +24,11 @@ TITLES = {"conv": "Sliding a filter: the convolution", "stride": "Stride and pad
           "probabilities": "From features to probabilities"}
 
 
-def open_step(pg, step: str, extra: str = "") -> None:
+def open_step(pg, step: str, extra: str = "", titles: dict[str, str] = TITLES) -> None:
+    """Open a Learn step by its deep link on the shipped TinyVGG and wait for its title and input."""
     pg.set_viewport_size({"width": 1280, "height": 900})
     pg.goto(f"{pg.base_url}/#learn={step}&model={MODEL}&input={INPUT}{extra}")
-    expect(pg.locator(f'{PANEL} [data-learn="title"]')).to_have_text(TITLES[step])
+    expect(pg.locator(f'{PANEL} [data-learn="title"]')).to_have_text(titles[step])
     expect(pg.locator(".input-name")).not_to_be_empty()
 
 

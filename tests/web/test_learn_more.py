@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from .conftest import api, expect, shot
-from .test_learn import INPUT, MODEL, PANEL, SAMPLE, post
+from . import test_learn as learn
+from .test_learn import MODEL, PANEL, SAMPLE, post
 
 pytestmark = pytest.mark.browser
 
@@ -16,10 +17,7 @@ TITLES = {"learning": "Learning: forward, loss, backward, update", "testing": "T
 
 
 def open_step(pg, step: str, extra: str = "") -> None:
-    pg.set_viewport_size({"width": 1280, "height": 900})
-    pg.goto(f"{pg.base_url}/#learn={step}&model={MODEL}&input={INPUT}{extra}")
-    expect(pg.locator(f'{PANEL} [data-learn="title"]')).to_have_text(TITLES[step])
-    expect(pg.locator(".input-name")).not_to_be_empty()
+    learn.open_step(pg, step, extra, titles=TITLES)
 
 
 def attr(pg, name: str, key: str = "data-value") -> str:
