@@ -126,7 +126,7 @@ async function showTop(view, search) {
       return;
     }
     setText(view.note, `The ${body.items.length} dataset patches that excite channel ${view.channel} most, strongest first:`);
-    replaceChildren(view.top, body.items.map((/** @type {any} */ it) => h('figure', { dataset: { learn: 'top-item' } },
+    replaceChildren(view.top, body.items.map((/** @type {any} */ it) => h('figure', { dataset: { learn: 'top-item', layer: String(deep.index), channel: String(view.channel), index: String(it.index), value: String(it.value) } },
       h('img', { src: `data:image/png;base64,${it.crop}`, alt: `image ${it.index}`, class: 'lm-crop' }),
       h('figcaption', { text: it.value.toFixed(2) }))));
   } catch (err) {

@@ -57,9 +57,9 @@ async function show(view, layer) {
   const y = Array.from({ length: F }, (_, o) => after.data[(o * layer.output_shape[1] + r) * layer.output_shape[2] + c]);
   const rows = Array.from({ length: Math.min(F, MAX) }, (_, o) => h('tr', {},
     h('th', { text: `out ${o}` }),
-    Array.from({ length: Math.min(C, MAX) }, (_, i) => h('td', { class: f.data[o * C + i] < 0 ? 'neg' : 'pos', text: num(f.data[o * C + i], 2) })),
+    Array.from({ length: Math.min(C, MAX) }, (_, i) => h('td', { class: f.data[o * C + i] < 0 ? 'neg' : 'pos', dataset: { learn: 'mix-w', out: String(o), in: String(i), value: String(f.data[o * C + i]) }, text: num(f.data[o * C + i], 2) })),
     h('td', { class: 'lm-bias', text: f.bias ? num(f.bias[o], 2) : '0' }),
-    h('td', { dataset: { learn: 'mix-out', value: String(y[o]) }, text: num(y[o]) })));
+    h('td', { dataset: { learn: 'mix-out', out: String(o), layer: String(layer.index), row: String(r), col: String(c), value: String(y[o]) }, text: num(y[o]) })));
   replaceChildren(view.body,
     say(`Layer ${layer.index} turns ${C} channels into ${F}. At the pixel (row ${r}, column ${c}) the input channels hold the values in the top row; each output is the row of weights times them, plus the bias${layer.index + 1 < model.layers.length && model.layers[layer.index + 1].type === 'relu' ? ' (before the ReLU that follows)' : ''}.`),
     h('table', { class: 'lm-matrix' }, h('thead', {}, h('tr', {}, h('th', { text: 'input →' }),
