@@ -5,7 +5,6 @@ a refused permission shows a plain message."""
 from __future__ import annotations
 
 import contextlib
-import time
 
 import pytest
 
@@ -61,15 +60,14 @@ def test_webcam_frames_run_through_the_model_and_freeze_stops_them(browser, serv
         assert pg.evaluate("() => window.cnnvis.store.get().forward.input.data.slice(0, 64).join(',')") != sample
         shot(pg, "webcam-running")
 
-        seen = record_requests(pg)
         pg.click('[data-webcam="freeze"]')
         expect(pg.locator('[data-webcam="freeze"]')).to_have_attribute("aria-pressed", "true")
-        time.sleep(0.5)  # a frame already in flight may still land
+        # idle: no frame in flight and none scheduled, so nothing more can be sent while frozen
+        expect(pg.locator('[data-webcam-state="idle"]')).to_have_count(1)
         frozen = frames(pg)
-        seen.clear()
-        time.sleep(1.5)  # long enough for several frames at the fastest rate
-        assert frames(pg) == frozen and not [r for r in seen if "/forward" in r], seen
+        seen = record_requests(pg)
         shot(pg, "webcam-frozen")
+        assert frames(pg) == frozen and not [r for r in seen if "/forward" in r], seen
 
         pg.click('[data-webcam="freeze"]')  # resume
         wait_until(lambda: frames(pg) > frozen, "frames after resume")

@@ -46,7 +46,7 @@ export function mount(root, ctx) {
   const canvas = document.createElement('canvas');
   [canvas.width, canvas.height] = [SIZE, SIZE];
   const view = {
-    root, ctx, toggle, freeze, video, frames, rate, panel, message, canvas, count: 0, frozen: false,
+    root, ctx, toggle, freeze, video, frames, rate, panel, message, canvas, count: 0, frozen: false, sending: false,
     stream: /** @type {MediaStream | null} */ (null), timer: /** @type {any} */ (0), input: /** @type {any} */ (undefined),
   };
   toggle.addEventListener('click', () => (view.stream ? stop(view, true) : start(view)));
@@ -54,7 +54,11 @@ export function mount(root, ctx) {
     view.frozen = !view.frozen;
     freeze.setAttribute('aria-pressed', String(view.frozen));
     setText(freeze, view.frozen ? 'Resume' : 'Freeze');
-    if (view.frozen) video.pause();
+    if (view.frozen) {
+      video.pause();
+      clearTimeout(view.timer); // no next frame; one already sent marks the panel idle when it lands
+      if (!view.sending) view.panel.dataset.webcamState = 'idle';
+    }
     else {
       video.play().catch(() => {});
       schedule(view, 0);
@@ -142,10 +146,13 @@ async function frame(view) {
   const g = /** @type {CanvasRenderingContext2D} */ (view.canvas.getContext('2d'));
   g.drawImage(v, (v.videoWidth - side) / 2, (v.videoHeight - side) / 2, side, side, 0, 0, SIZE, SIZE);
   const t0 = performance.now();
+  view.sending = true;
+  view.panel.dataset.webcamState = 'sending';
   try {
     const blob = await new Promise((ok, bad) => view.canvas.toBlob((b) => (b ? ok(b) : bad(new Error('no frame'))), 'image/jpeg', 0.9));
-    const forward = await api.forwardFile(model.id, blob);
+    const forward = await api.forwardFile(model.id, blob).finally(() => { view.sending = false; });
     const now = store.get().model;
+    if (view.frozen) view.panel.dataset.webcamState = 'idle'; // frozen while it flew: nothing more is sent
     if (!view.stream || view.frozen || now?.id !== model.id) return view.stream && !view.frozen ? schedule(view, 0) : undefined;
     store.set({ forward, stats: forwardStats(forward, now), explanation: null });
   } catch (err) {
