@@ -3,6 +3,7 @@
     cnnvis [serve] [--host 127.0.0.1] [--port 8000] [--data-dir DIR]
     cnnvis train --preset lenet5 --dataset digits --steps 2000 --lr 0.05 [--out model.npz]
     cnnvis evaluate CHECKPOINT --dataset digits
+    cnnvis export MODEL_ID|CHECKPOINT --format onnx [-o PATH]
     cnnvis datasets import --format mnist|fashion-mnist|cifar10|folder --path PATH --name NAME
     cnnvis datasets download mnist|fashion-mnist|cifar10
     cnnvis datasets list
@@ -180,6 +181,41 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _print_evaluation(evaluate_model(ckpt.model, ds, split=args.split, step=ckpt.step), ds.classes)
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    """A model of the data directory (by id; shipped ones too) or a ``.npz`` checkpoint file, as ONNX."""
+    from app.config import Settings
+    from app.stores.models import ID_RE, record_from_checkpoint
+    from engine.checkpoint import CheckpointError
+    from engine.export_onnx import ExportError, OnnxMissing, onnx_bytes
+    from engine.fileio import atomic_write
+
+    settings = Settings(data_dir=_data_dir(args))
+    given = Path(args.model)
+    if given.suffix == ".npz":
+        if not given.is_file():
+            _fail(f"{args.model}: no such checkpoint file")
+        path, model_id = given, given.stem
+    elif ID_RE.match(args.model):
+        model_id = args.model  # looked up as the server does: a shipped model's id wins over a saved one's
+        path = next((p for p in (settings.pretrained_dir / f"{model_id}.npz", settings.models_dir / model_id / "checkpoint.npz")
+                     if p.is_file()), None)
+        if path is None:
+            _fail(f"no model with id {model_id!r} in {settings.models_dir} or the shipped models, and no such .npz file")
+    else:
+        _fail(f"{args.model!r} is neither a model id nor a .npz checkpoint file")
+    out = Path(args.out or f"{model_id}.{args.format}")
+    if out.exists() and not args.force:
+        _fail(f"{out} exists; pass --force to overwrite it or -o to choose another file")
+    try:
+        rec = record_from_checkpoint(model_id, path, read_only=True)
+        data = onnx_bytes(rec.model, classes=rec.classes, model_id=rec.id, name=rec.name)
+    except (CheckpointError, ExportError, OnnxMissing) as e:
+        _fail(f"{args.model}: {e}")
+    atomic_write(out, data)
+    print(f"saved {out} ({len(data):,} bytes; input 'input' (batch, {', '.join(map(str, rec.model.input_shape))}), "
+          f"output 'output' (batch, {', '.join(map(str, rec.model.output_shape))}))")
+
+
 def cmd_datasets(args: argparse.Namespace) -> None:
     store = _datasets(args)
     if args.action == "list":
@@ -253,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["train", "test"], default="test")
     e.add_argument("--data-dir", help=DATA_DIR_HELP)
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write a model as an ONNX file (needs the onnx extra)")
+    x.add_argument("model", metavar="MODEL", help="a model id (GET /api/v1/models, shipped ones too) or a .npz checkpoint file")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("-o", "--out", help="output path (default: MODEL_ID.onnx)")
+    x.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    x.add_argument("--data-dir", help=DATA_DIR_HELP)
+    x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("datasets", help="list, import or download datasets")
     dsub = d.add_subparsers(dest="action", required=True)

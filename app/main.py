@@ -28,6 +28,7 @@ from app.routes import (
     checkpoints,
     colormaps,
     datasets,
+    export,
     features,
     forward,
     health,
@@ -122,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_handlers(app)
     openapi.install(app)
-    for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, datasets, features):
+    for module in (health, models, images, forward, pictures, colormaps, train, live, checkpoints, export, datasets, features):
         app.include_router(module.router, prefix=API)
     app.include_router(learn.router, prefix=API)
     app.include_router(pages.router)

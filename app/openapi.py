@@ -30,6 +30,7 @@ REASONS = {
     415: "Unsupported file type",
     422: "Invalid input: the message names the field and what is allowed",
     500: "Internal error: the message carries an id that the server log repeats",
+    501: "Not available on this server: an optional extra is not installed (the message names the pip command)",
     503: "Busy: retry after the seconds in Retry-After",
     507: "A quota is full: the message names the limit and the setting that raises it",
 }
@@ -58,6 +59,7 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/models/{model_id}/learn/lr-experiment"): (409,),
     ("post", "/api/v1/models/{model_id}/learn/localize"): (409, 415),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters"): (),
+    ("get", "/api/v1/models/{model_id}/export"): (501,),
     ("get", "/api/v1/models/{model_id}/layers/{index}/filters.png"): (),
     ("get", "/api/v1/models/{model_id}/layers/{index}/activations.png"): (409, 415),
     ("get", "/api/v1/models/{model_id}/layers/{index}/channels/{channel}/top"): (),
