@@ -11,12 +11,13 @@ the keep mask, the scaled training output and the evaluation output (the input u
 `lr_experiment`: copies of a model trained side by side on the same batches with different learning
 rates (in memory only; the copies are dropped when it returns), their loss curves.
 
-`localize`: the bounding box of a class map (Grad-CAM) above a share of its peak: localization
-from a classifier.
+`localize`: the box around the hot spot of a class map (Grad-CAM): the cells joined to the map's
+peak through cells at or above a share of the peak (`peak_region`), localization from a classifier.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,20 +194,55 @@ def lr_experiment(model: Model, dataset, hp: Hyperparameters, rates: list[float]
 
 @dataclass(frozen=True)
 class Box:
-    """Rows ``top..bottom`` and columns ``left..right`` inclusive of a map; ``cells`` above the threshold."""
+    """Rows ``top..bottom`` and columns ``left..right`` (inclusive) around the peak's region.
+
+    ``cells``: the region's cells; ``hot``: every cell at or above ``threshold`` (the region and any
+    separate spots); ``peak`` at ``(peak_row, peak_col)``; ``threshold``: the cutoff value itself.
+    """
 
     top: int
     left: int
     bottom: int
     right: int
     cells: int
+    hot: int
     peak: float
+    peak_row: int
+    peak_col: int
     threshold: float
 
 
+def peak_region(m: np.ndarray, cutoff: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """``m: (H, W)`` -> (``region: (H, W)`` bool, the peak ``(row, col)``): the cells reachable from
+    the largest cell (the first in row-major order on a tie) by steps up, down, left or right through
+    cells ``>= cutoff``. A breadth-first flood fill: each cell is visited at most once, O(H W).
+    The peak is in the region when ``m[peak] >= cutoff``; otherwise the region is empty."""
+    m = np.asarray(m)
+    if m.ndim != 2 or not m.size:
+        raise ValueError(f"the map must be (H, W) with cells, got shape {m.shape}")
+    h, w = m.shape
+    hot = m >= cutoff
+    peak = divmod(int(np.argmax(m)), w)
+    region = np.zeros((h, w), dtype=bool)
+    if not hot[peak]:
+        return region, peak
+    region[peak] = True
+    todo = deque([peak])
+    while todo:
+        r, c = todo.popleft()
+        for y, x in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+            if 0 <= y < h and 0 <= x < w and hot[y, x] and not region[y, x]:
+                region[y, x] = True
+                todo.append((y, x))
+    return region, peak
+
+
 def localize(cam: np.ndarray, threshold: float = 0.5) -> Box | None:
-    """``cam: (H, W)`` -> the smallest box holding every cell ``>= threshold * cam.max()``, or None
-    when the map has no positive peak (nothing speaks for the class). ``0 < threshold <= 1``."""
+    """``cam: (H, W)`` -> the smallest box around the hot spot that holds the map's peak: the cells
+    joined to the peak (`peak_region`) through cells ``>= threshold * cam.max()``. Hot cells in
+    separate spots are left out (they are counted in ``hot``), so the box is tight around the one
+    place the map points at. None when the map has no positive peak (nothing speaks for the class).
+    ``0 < threshold <= 1``."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be above 0 and at most 1, got {threshold}")
     cam = np.asarray(cam, dtype=np.float64)
@@ -215,7 +251,8 @@ def localize(cam: np.ndarray, threshold: float = 0.5) -> Box | None:
     peak = float(cam.max()) if cam.size else 0.0
     if not peak > 0 or not np.isfinite(peak):
         return None
-    hot = cam >= threshold * peak
-    rows, cols = np.nonzero(hot.any(axis=1))[0], np.nonzero(hot.any(axis=0))[0]
-    return Box(top=int(rows[0]), left=int(cols[0]), bottom=int(rows[-1]), right=int(cols[-1]), cells=int(hot.sum()),
-               peak=peak, threshold=threshold * peak)
+    cutoff = threshold * peak
+    region, (pr, pc) = peak_region(cam, cutoff)
+    rows, cols = np.nonzero(region.any(axis=1))[0], np.nonzero(region.any(axis=0))[0]
+    return Box(top=int(rows[0]), left=int(cols[0]), bottom=int(rows[-1]), right=int(cols[-1]), cells=int(region.sum()),
+               hot=int((cam >= cutoff).sum()), peak=peak, peak_row=pr, peak_col=pc, threshold=cutoff)

@@ -1,4 +1,5 @@
-"""The Learn mode's own numbers: a convolution spelled out at a row of positions, and dropout's mask."""
+"""The Learn mode's own numbers: a convolution spelled out at a row of positions, dropout's mask, the
+learning-rate experiment and localization from Grad-CAM."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def learn_lr_experiment(body: LearnLrRequest, rec: Record, state: State) -> dict
 
 
 @router.post("/models/{model_id}/learn/localize",
-             summary="Localization from a classifier: Grad-CAM's map for a class and the box around where it reaches "
-                     "a share of its peak")
+             summary="Localization from a classifier: Grad-CAM's map for a class and the box around the spot that holds "
+                     "its peak (the cells joined to the peak through cells at or above a share of it)")
 def learn_localize(body: LearnLocalizeRequest, rec: Record, state: State) -> dict:
     return learn.localize_box(state, rec, body)

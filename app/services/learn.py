@@ -82,7 +82,8 @@ def lr_experiment_curves(state: AppState, rec: ModelRecord, body: LearnLrRequest
 
 
 def localize_box(state: AppState, rec: ModelRecord, body: LearnLocalizeRequest) -> dict[str, Any]:
-    """Grad-CAM at the last layer with feature maps, upsampled to the input, and its box above the threshold."""
+    """Grad-CAM at the last layer with feature maps, upsampled to the input, and the box around the cells
+    joined to its peak through cells at or above the threshold (``hot`` counts every such cell)."""
     x, _ = resolve_input(state, rec, body)
     with rec.lock.hold(state.settings.lock_wait_s):
         model, classes = rec.model.copy(), list(rec.classes)
@@ -95,4 +96,5 @@ def localize_box(state: AppState, rec: ModelRecord, body: LearnLocalizeRequest) 
     return {"target": target, "class": classes[target] if target < len(classes) else str(target), "layer": layer,
             "threshold": body.threshold, "map": encode_tensor(cam),
             "box": None if box is None else {"top": box.top, "left": box.left, "bottom": box.bottom, "right": box.right,
-                                             "cells": box.cells, "peak": box.peak, "cutoff": box.threshold}}
+                                             "cells": box.cells, "hot": box.hot, "peak": box.peak, "peak_row": box.peak_row,
+                                             "peak_col": box.peak_col, "cutoff": box.threshold}}

@@ -81,3 +81,25 @@ def test_dropout_after_a_layer_is_seeded_and_rescaled(client):
 def test_dropout_errors(client):
     assert client.post(f"{LEARN}/dropout", json={**SAMPLE, "layer": 99}).status_code == 404
     assert client.post(f"{LEARN}/dropout", json={**SAMPLE, "layer": 1, "rate": 0.99}).status_code == 422
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+def test_localize_box_is_the_engines_peak_spot_on_the_returned_map(client, threshold):
+    """The box is `engine.learn.localize` on the very map returned; the peak is the map's maximum."""
+    from engine.learn import localize
+
+    r = client.post(f"{LEARN}/localize", json={**SAMPLE, "threshold": threshold})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    cam = decode_tensor(body["map"])
+    want = localize(cam, threshold)
+    b = body["box"]
+    assert (b["top"], b["left"], b["bottom"], b["right"], b["cells"], b["hot"]) == \
+        (want.top, want.left, want.bottom, want.right, want.cells, want.hot)
+    assert cam[b["peak_row"], b["peak_col"]] == cam.max() and b["cutoff"] == pytest.approx(threshold * float(cam.max()))
+    assert 1 <= b["cells"] <= b["hot"] <= (cam >= b["cutoff"]).sum()
+
+
+@pytest.mark.parametrize("threshold", [0, 1.5, "half"])
+def test_localize_threshold_is_checked(client, threshold):
+    assert client.post(f"{LEARN}/localize", json={**SAMPLE, "threshold": threshold}).status_code == 422

@@ -112,7 +112,14 @@ def test_layers_step_relu_pool_dropout(page):
     conv0 = forward_layer(page, 0)
     zeroed = value(page, "relu-zeroed")
     channel = int(page.locator(f'{PANEL} [data-learn="map-channel"]').input_value())
-    assert zeroed == int((conv0[channel] < 0).sum()) == max(int((c < 0).sum()) for c in conv0) > 0
+    # the channel shown is the one closest to half negative (a clear before and after), the first on a
+    # tie, among those not flat before the first pooling (layer 4)
+    negatives = [int((c < 0).sum()) for c in conv0]
+    cells = conv0[0].size
+    pooled = forward_layer(page, 3)
+    live = [c for c in range(len(negatives)) if pooled[c].max() > pooled[c].min()]
+    assert channel == min(live, key=lambda c: abs(2 * negatives[c] - cells))
+    assert zeroed == negatives[channel] and 0 < zeroed < cells
     assert value(page, "pool-winners") == 30 * 30
     drop = post(page, f"/models/{MODEL}/learn/dropout", {**SAMPLE, "layer": 9, "rate": 0.5, "seed": 0})
     assert value(page, "dropout-kept") == drop["kept"]
@@ -135,7 +142,39 @@ def test_probabilities_step_matches_the_forward_pass(page):
         logit = page.locator(f'{PANEL} [data-learn="logit"][data-class="{k}"]')
         assert float(logit.get_attribute("data-value") or "nan") == pytest.approx(float(logits[k]), abs=1e-5)
     expect(page.locator(f'{PANEL} [data-learn="dense-input"]')).to_have_count(9)
+    k = body["prediction"]["index"]
+    expect(page.locator(f'{PANEL} [data-learn="class-score"]')).to_have_text(f"{logits[k]:.3f}".replace("-", "−"))
+    assert float(page.locator(f'{PANEL} [data-learn="predicted-prob"]').get_attribute("data-value") or "nan") == \
+        pytest.approx(body["probabilities"][k], rel=1e-4)
     shot(page, "learn-probabilities", full_page=True)
+
+
+ORDER = ["conv", "stride", "deeper", "layers", "probabilities", "learning", "testing", "hyperparameters", "beyond"]
+
+
+def test_keys_walk_every_step_and_links_keep_model_and_input(page):
+    """ArrowRight from the first step to the last (Next then disabled), PageUp back to the first (Back
+    then disabled): every step's title, its place, and a hash that is its own deep link."""
+    from .test_learn_more import TITLES as MORE
+
+    titles = {**TITLES, **MORE}
+    assert list(titles) == ORDER
+    open_step(page, "conv")
+    panel, title = page.locator(PANEL), page.locator(f'{PANEL} [data-learn="title"]')
+    count = page.locator(f'{PANEL} [data-learn="count"]')
+    for keys, order in (("ArrowRight", ORDER), ("PageUp", ORDER[::-1])):
+        for i, step in enumerate(order):
+            if i:
+                panel.press(keys)
+            expect(title).to_have_text(titles[step])
+            expect(count).to_have_text(f"Step {ORDER.index(step) + 1} of {len(ORDER)}")
+            expect(page.locator(f'{PANEL} [data-learn-step="{step}"]')).to_have_attribute("aria-current", "true")
+            hash_ = page.evaluate("() => location.hash")
+            assert hash_.startswith(f"#learn={step}&model={MODEL}&input={INPUT.replace(':', '%3A')}"), hash_
+        edge = "next" if keys == "ArrowRight" else "prev"
+        expect(page.locator(f'{PANEL} [data-learn="{edge}"]')).to_be_disabled()
+        panel.press(keys)  # at the end: nowhere to go
+        expect(title).to_have_text(titles[order[-1]])
 
 
 def test_keys_move_between_steps_and_the_button_closes(page):

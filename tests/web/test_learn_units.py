@@ -5,6 +5,7 @@ outputs at the pixel equal the forward pass; step "deeper"'s top 9 equal the uni
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -85,3 +86,32 @@ def test_deeper_top9_are_the_unit_apis(page):
     again = api(page, "POST", f"/models/{MODEL}/layers/{layer}/channels/{channel}/top", json.dumps({}).encode())
     assert again.get("status") == "done" and again["items"] == body["items"]
     shot(page, "learn-deeper-top", full_page=True)
+
+
+
+@pytest.mark.parametrize(("held", "channel"), [(True, 3), (False, 5)], ids=["before-the-model", "as-it-loads"])
+def test_deeper_first_click_finds_the_top9(page, held, channel):
+    """Issue 14, left open: the deeper step opened by its deep link and "Find its top 9 images" clicked
+    the moment it is visible, waiting for nothing else; the search must still run and show 9 images of
+    that channel. `held`: the page's forward passes are held back until the click is done, so the
+    click surely comes before the model is there; otherwise the click races the loading as it may."""
+    waiting: list = []  # the page's forward passes, held back until the click is done
+    released = [not held]
+    page.route(re.compile(r"/api/v1/models/[^/?]+/forward"),
+               lambda route: route.continue_() if released[0] else waiting.append(route))
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{page.base_url}/#learn=deeper&model={MODEL}&input={INPUT}&channel={channel}")
+    find = page.locator(f'{PANEL} [data-learn="find-top"]')
+    find.click()  # Playwright waits for it to be visible and enabled, nothing else
+    note = page.locator(f'{PANEL} [data-learn="top-note"]')
+    if held:
+        expect(note).to_contain_text("as soon as the model has loaded")
+        released[0] = True
+        for route in waiting:
+            route.continue_()
+    items = page.locator(f'{PANEL} [data-learn="top-item"]')
+    expect(items).to_have_count(9)
+    assert {int(c) for c in items.evaluate_all("els => els.map(e => e.dataset.channel)")} == {channel}
+    expect(note).to_contain_text(f"channel {channel} most")
+    body = api(page, "GET", f"/models/{MODEL}/layers/{items.first.get_attribute('data-layer')}/channels/{channel}/top")
+    assert [int(i) for i in items.evaluate_all("els => els.map(e => e.dataset.index)")] == [it["index"] for it in body["items"]]

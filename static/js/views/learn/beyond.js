@@ -1,12 +1,13 @@
 // @ts-check
 /**
- * Step 9, beyond classification: localization (Grad-CAM's map and the engine's box around where it
- * is hot, POST .../learn/localize), transfer learning for real (POST /models with `transfer`: the
- * conv layers and their weights kept and frozen, a new head for another dataset, then trained), and
- * data augmentation (GET .../train/batch: the next batch and what was done to each image).
+ * Step 9, beyond classification: localization (Grad-CAM's map and the engine's box around the spot
+ * that holds its peak, POST .../learn/localize, at a threshold the reader sets), transfer learning
+ * for real (POST /models with `transfer`: the conv layers and their weights kept and frozen, a new
+ * head for another dataset, then trained), and data augmentation (GET .../train/batch: the next batch
+ * and what was done to each image).
  */
 import { drawInput } from '../../canvas.js';
-import { h, replaceChildren } from '../../dom.js';
+import { debounce, h, replaceChildren, setText } from '../../dom.js';
 import { prettyClass } from '../../format.js';
 import { needsFetch } from './freshness.js';
 import { box, choice, framedCanvas, num, say, showMap } from './ui.js';
@@ -14,24 +15,63 @@ import { box, choice, framedCanvas, num, say, showMap } from './ui.js';
 export const id = 'beyond';
 export const title = 'Beyond classification: where, transfer, augmentation';
 
+/** The threshold slider's range, as shares of the map's peak. */
+const LOW = 0.1;
+const HIGH = 0.9;
+
+/** @param {string | undefined} v the link's threshold */
+function thresholdOf(v) {
+  const t = Number(v);
+  return v !== undefined && Number.isFinite(t) ? Math.min(HIGH, Math.max(LOW, Math.round(t * 20) / 20)) : 0.5;
+}
+
+/** @param {number} t */
+const pct = (t) => `${Math.round(t * 100)}%`;
+
 /**
  * @param {HTMLElement} root
  * @param {any} ctx
  */
 export function mount(root, ctx) {
+  const threshold = thresholdOf(ctx.link.params.threshold);
+  const slider = h('input', { type: 'range', min: String(LOW), max: String(HIGH), step: '0.05', value: String(threshold),
+    dataset: { learn: 'threshold' }, 'aria-label': 'Threshold, as a share of the map’s peak' });
   const view = {
-    root, ctx, /** @type {any} */ state: null, seq: 0, key: '', /** @type {any} */ copy: null,
+    root, ctx, /** @type {any} */ state: null, seq: 0, key: '', /** @type {any} */ copy: null, threshold, slider,
     where: h('section', { class: 'lm-section', dataset: { learn: 'localize' } }),
     transfer: h('section', { class: 'lm-section', dataset: { learn: 'transfer' } }),
     augment: h('section', { class: 'lm-section', dataset: { learn: 'augment' } }),
     image: framedCanvas('the input image with the box', 200),
     cam: framedCanvas('Grad-CAM map with the box', 200),
+    shown: h('output', { dataset: { learn: 'threshold-value' } }),
+    lead: say(''),
+    result: h('div', { dataset: { learn: 'box-result' } }),
   };
+  const later = debounce(() => localize(view), 120);
+  slider.addEventListener('input', () => {
+    view.threshold = Number(slider.value);
+    showThreshold(view);
+    ctx.link.set({ threshold: view.threshold });
+    later();
+  });
+  showThreshold(view);
+  view.where.append(h('h3', { text: 'Where is it? Localization' }), view.lead,
+    h('div', { class: 'lm-controls' }, h('label', { class: 'field' }, h('span', { class: 'field-label', text: 'Threshold' }), slider), view.shown),
+    h('div', { class: 'lm-figures' }, h('figure', {}, view.image.frame, h('figcaption', { text: 'The image' })),
+      h('figure', {}, view.cam.frame, h('figcaption', { text: 'Grad-CAM: white is hot, red marks the peak' }))),
+    view.result,
+    say('Real detectors learn their boxes from images with boxes drawn on them. This one comes from a model that was only ever told the class.'));
   root.append(
     say('A network trained only to name what is in an image has also learned where it is, and what it learned can be reused on other data.'),
     view.where, view.transfer, view.augment,
   );
   return view;
+}
+
+/** @param {ReturnType<typeof mount>} view */
+function showThreshold(view) {
+  setText(view.shown, `${pct(view.threshold)} of the peak`);
+  view.shown.dataset.value = String(view.threshold);
 }
 
 /**
@@ -55,13 +95,13 @@ export function render(view, state, changed) {
 /** @param {ReturnType<typeof mount>} view */
 async function localize(view) {
   const { model, input, forward } = view.state;
-  const threshold = Number(view.ctx.link.params.threshold ?? 0.5);
+  const threshold = view.threshold;
   const seq = ++view.seq;
   let r;
   try {
     r = await view.ctx.api.learnLocalize(model.id, input, { threshold });
   } catch (err) {
-    view.ctx.actions.fail(err);
+    if (seq === view.seq) view.ctx.actions.fail(err);
     return;
   }
   if (seq !== view.seq) return;
@@ -69,25 +109,31 @@ async function localize(view) {
   drawInput(view.image.canvas, forward.input);
   view.image.canvas.style.width = `${view.image.px}px`;
   view.image.canvas.style.height = `${Math.round((view.image.px * H) / W)}px`;
-  showMap(view.cam, r.map.data, [1, H, W], 0, { lo: 0, hi: 1 });
+  showMap(view.cam, r.map.data, [1, H, W], 0, { lo: 0, hi: 1, cmap: 'gray' });
   const b = r.box;
   const rect = b && { top: b.top, left: b.left, height: b.bottom - b.top + 1, width: b.right - b.left + 1 };
-  box(view.image, 'picked', rect, H, W);
-  box(view.cam, 'picked', rect, H, W);
-  const pick = choice('threshold', [[0.3, '30% of the peak'], [0.5, '50% of the peak'], [0.7, '70% of the peak']], (v) => {
-    view.ctx.link.set({ threshold: v });
-    localize(view);
-  });
-  pick.value = String(threshold);
-  replaceChildren(view.where, h('h3', { text: 'Where is it? Localization' }),
-    say(`Grad-CAM (layer ${r.layer}) shows which parts of the image speak for “${prettyClass(r.class)}”. Keep the cells where the map reaches a share of its peak, and draw the smallest box around them: a rough answer to “where”, from a model never shown a single box.`),
-    h('div', { class: 'lm-controls' }, pick),
-    h('div', { class: 'lm-figures' }, h('figure', {}, view.image.frame, h('figcaption', { text: 'the image' })),
-      h('figure', {}, view.cam.frame, h('figcaption', { text: 'Grad-CAM' }))),
-    b ? h('p', { dataset: { learn: 'box', top: String(b.top), left: String(b.left), bottom: String(b.bottom), right: String(b.right) } },
-      `Box: rows ${b.top}–${b.bottom}, columns ${b.left}–${b.right} of ${H}×${W} (${b.cells} cells at or above ${num(b.cutoff)}).`)
-      : say('The map is empty: nothing in this image speaks for the class, so there is no box.'),
-    say('Real detectors learn boxes from labelled boxes; this only shows that the knowledge of “where” is already in a classifier.'));
+  const peak = b && { top: b.peak_row, left: b.peak_col, height: 1, width: 1 };
+  for (const fc of [view.image, view.cam]) {
+    box(fc, 'picked', rect, H, W);
+    box(fc, 'peak', peak, H, W);
+  }
+  setText(view.lead, `Grad-CAM takes the maps of the last layer that still has maps (layer ${r.layer}), weighs each by how much it raises the score of “${prettyClass(r.class)}”, `
+    + 'adds them up and keeps the positive part: the result is bright where the image speaks for that class. To turn it into a box, start at its hottest pixel, spread to every neighbour '
+    + '(up, down, left, right) that reaches the threshold, and draw the smallest box around that spot. Hot pixels in separate spots are left out.');
+  if (!b) {
+    replaceChildren(view.result, say('The map is empty: nothing in this image speaks for the class, so there is no box.'));
+    return;
+  }
+  const others = b.hot - b.cells;
+  const share = ((b.bottom - b.top + 1) * (b.right - b.left + 1)) / (H * W);
+  replaceChildren(view.result,
+    h('p', { dataset: { learn: 'box', top: String(b.top), left: String(b.left), bottom: String(b.bottom), right: String(b.right),
+      cells: String(b.cells), hot: String(b.hot) } },
+    `Box: rows ${b.top}–${b.bottom}, columns ${b.left}–${b.right} of the ${H}×${W} image. `
+      + `${b.cells} pixels reach ${num(b.cutoff, 2)} (${pct(threshold)} of the peak) and are joined to the peak`
+      + (others ? `; ${others} more reach it in separate spots and are left out.` : '; no other pixel reaches it.')),
+    share > 0.6 ? say('The box covers most of the image: the map is warm almost everywhere, so the model uses the background too. Raise the threshold to find its hottest part.')
+      : say('Move the threshold: lower, the spot grows and may run into others; higher, only the hottest pixels remain.'));
 }
 
 /** @param {ReturnType<typeof mount>} view */
@@ -98,15 +144,20 @@ function showTransfer(view) {
     replaceChildren(view.transfer, h('h3', { text: 'Transfer learning' }), say('There is no dataset to transfer this model to.'));
     return;
   }
-  const pick = choice('transfer-dataset', names.map((/** @type {string} */ n) => [n, n]), () => {});
+  /** @type {Array<[string, string]>} */
+  const options = (datasets || []).map((/** @type {any} */ d) => [d.name,
+    d.input_shape ? `${d.name} (${d.input_shape.join('×')}, ${d.num_classes ?? d.classes?.length ?? '?'} classes)` : d.name]);
+  const pick = choice('transfer-dataset', options, () => {});
   const wanted = view.ctx.link.params.to;
-  pick.value = names.includes(wanted) ? wanted : (names.find((/** @type {string} */ n) => n !== model.dataset) ?? names[0]);
+  // by default another dataset with as many colour channels (the kept first layer needs them), else the model's own
+  const fits = (datasets || []).find((/** @type {any} */ d) => d.name !== model.dataset && d.input_shape?.[0] === model.spec.input_shape[0]);
+  pick.value = names.includes(wanted) ? wanted : (fits?.name ?? model.dataset);
   const result = h('div', { dataset: { learn: 'transfer-result' } });
   const go = h('button', { type: 'button', dataset: { learn: 'transfer-go' }, text: 'Make a transfer copy',
     on: { click: () => makeCopy(view, pick.value, result) } });
   replaceChildren(view.transfer, h('h3', { text: 'Transfer learning' }),
-    say('The first layers of a trained network find edges, colours and simple shapes, which are useful for almost any images. Transfer learning keeps them, with their weights, and replaces only the end: a new dense layer sized for the new classes. The kept layers are frozen (they do not change in training), so the new head learns quickly from little data.'),
-    say('The copy must take the same number of colour channels (the first filters have one slice per channel); another image size is fine where the kept layers still fit.'),
+    say('The conv layers of a trained network have learned to find edges, colours and small shapes, which help with other images too. Transfer learning keeps those layers with their weights and replaces only the end: a new dense layer sized for the new classes. The kept layers are frozen (training does not change them), so only the new head learns, quickly and from little data.'),
+    say('The new data must have as many colour channels (each first-layer filter has one slice per channel); another image size works as long as the kept layers still fit.'),
     h('div', { class: 'lm-controls' }, h('label', {}, 'new dataset ', pick), go), result);
 }
 

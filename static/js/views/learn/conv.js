@@ -26,17 +26,18 @@ export function mount(root, ctx) {
     playing: false, speed: 350, /** @type {any} */ timer: null,
     /** @type {Map<string, Promise<any>>} */ rows: new Map(), /** @type {any} */ data: null, dataKey: '',
     /** @type {any} */ state: null,
-    layerSel: choice('layer', [], (v) => change({ layer: Number(v), filter: 0, row: 0, col: 0 })),
-    filterSel: choice('filter', [], (v) => change({ filter: Number(v) })),
+    layerSel: choice('layer', [], (v) => change({ layer: Number(v), filter: 0, row: 0, col: 0 }), 'Convolution layer'),
+    filterSel: choice('filter', [], (v) => change({ filter: Number(v) }), 'Filter'),
     play: h('button', { type: 'button', dataset: { learn: 'play' }, text: 'Play', on: { click: () => toggle() } }),
     back: h('button', { type: 'button', dataset: { learn: 'step-back' }, text: '◀ Step', on: { click: () => stepBy(-1) } }),
     fwd: h('button', { type: 'button', dataset: { learn: 'step' }, text: 'Step ▶', on: { click: () => stepBy(1) } }),
-    speedSel: choice('speed', SPEEDS, (v) => { view.speed = Number(v); }),
+    speedSel: choice('speed', SPEEDS, (v) => { view.speed = Number(v); }, 'Speed'),
     counts: h('div', { class: 'lm-counts', dataset: { learn: 'counts' } }),
     input: framedCanvas('the layer input with the window lit', 220),
     output: framedCanvas('the activation map with the current position', 220),
     inCaption: h('figcaption', {}),
     outCaption: h('figcaption', {}),
+    prodNote: h('p', { class: 'lm-text' }),
     products: h('div', { class: 'lm-products', dataset: { learn: 'products' } }),
     sums: h('div', { class: 'lm-sums', dataset: { learn: 'sums' } }),
   };
@@ -64,10 +65,11 @@ export function mount(root, ctx) {
   }
   root.append(
     say('A convolution layer has a few small filters. Each filter is a little grid of weights that slides over its input, one position at a time.'),
-    say('At every position, each input value under the filter is multiplied by the weight on top of it. Adding all those products, plus one extra number called the bias, gives one value of the output map.'),
+    say('At every position, each input value under the filter is multiplied by the weight on top of it. Adding up all those products, plus one more learned number, the bias, gives one value of the output, the activation map. Press Play or Step to move the filter.'),
     h('div', { class: 'lm-controls' }, view.layerSel, view.filterSel, view.back, view.play, view.fwd, view.speedSel),
     view.counts,
     h('div', { class: 'lm-figures' }, h('figure', {}, view.input.frame, view.inCaption), h('figure', {}, view.output.frame, view.outCaption)),
+    view.prodNote,
     view.products,
     view.sums,
   );
@@ -201,10 +203,11 @@ function showPosition(view) {
   box(view.output, 'cell', { top: view.row, left: view.col, height: 1, width: 1 }, Ho, Wo);
   const [pb, pa] = d.padding;
   const padText = pb === pa ? `2×${pb}` : `${pb}+${pa}`;
+  const span = W - k + pb + pa;
   replaceChildren(view.counts,
-    say(`Each filter here covers ${k}×${k}×${C} = ${k * k * C} input values, so one output value takes ${k * k * C} multiplications.`),
-    say(`Output width = (W − K + ${pb === pa ? '2P' : 'P₁ + P₂'}) / S + 1 = (${W} − ${k} + ${padText}) / ${d.stride} + 1 = ${Wo}`,
-      ` (rounded down). The layer has ${F} filters, so its output is ${F} maps deep: ${F}×${Ho}×${Wo}.`));
+    say(`A filter of this layer covers ${k}×${k} pixels in each of the ${C} input channel${C === 1 ? '' : 's'}: ${k}×${k}×${C} = ${k * k * C} values, so one output value takes ${k * k * C} multiplications.`),
+    say(`Output width = (W − K + ${pb === pa ? '2P' : 'P₁ + P₂'}) / S + 1 (input width W, kernel K, padding P, stride S) = (${W} − ${k} + ${padText}) / ${d.stride} + 1 = ${Wo}`,
+      span % d.stride ? ' (rounded down).' : '.', ` The layer has ${F} filters, each making its own map, so the output is ${F} maps deep: ${F}×${Ho}×${Wo}.`));
   const shown = Math.min(C, MAX_CHANNELS);
   const tables = [];
   for (let c = 0; c < shown; c++) {
@@ -219,11 +222,12 @@ function showPosition(view) {
     }
     tables.push(h('figure', { class: 'lm-table' }, h('table', {}, h('tbody', {}, rows)), h('figcaption', { text: `channel ${c}` })));
   }
+  setText(view.prodNote, `The ${k * k * C} products, one table per input channel. Each cell shows a product and, under it in small type, the input value × the weight that made it.`);
   replaceChildren(view.products, tables, C > shown ? say(`…and ${C - shown} more channels, counted in the sum below.`) : null);
   const same = Math.abs(pos.total - pos.activation) <= 1e-4 * Math.max(1, Math.abs(pos.activation));
   replaceChildren(view.sums,
     h('div', { dataset: { learn: 'position', row: String(pos.row), col: String(pos.col), layer: String(d.layer), filter: String(d.filter) },
-      text: `Position: row ${pos.row}, column ${pos.col} (window from row ${pos.top}, column ${pos.left})` }),
+      text: `Position: row ${pos.row}, column ${pos.col} of the output (the window starts at row ${pos.top}, column ${pos.left} of the input${pos.top < 0 || pos.left < 0 ? ', in the padding' : ''})` }),
     h('div', {}, `Sum of the ${k * k * C} products = `, h('strong', { dataset: { learn: 'sum', value: String(pos.sum) }, text: num(pos.sum, 4) })),
     h('div', {}, 'Plus the bias ', h('strong', { dataset: { learn: 'bias', value: String(d.bias) }, text: num(d.bias, 4) }),
       ' = ', h('strong', { dataset: { learn: 'total', value: String(pos.total) }, text: num(pos.total, 4) })),

@@ -50,7 +50,7 @@ export function mount(root, ctx) {
   };
   root.append(
     say('Some numbers are not learned: you choose them before training. How many layers (depth), how many filters each conv layer has, how large its kernel is, how far it moves (stride) and how much border it adds (padding).'),
-    say('Each choice changes three things: the size of every map after it, the number of weights to learn, and the receptive field, how much of the image one unit at the end can see. Pick a layer of your own network and a change; the engine checks both versions:'),
+    say('Each choice can change three things: the size of every map after it, the number of weights to learn, and the receptive field (how much of the image one unit at the end sees). Pick a conv layer of your own network and a change; the engine works out both versions, and the rows that differ are highlighted:'),
     view.controls, view.out,
   );
   return view;
@@ -74,9 +74,9 @@ export function render(view, state, changed) {
     return;
   }
   const p = view.ctx.link.params;
-  const layer = choice('hp-layer', convs.map((/** @type {number} */ i) => [i, `conv layer ${i}`]), () => update());
+  const layer = choice('hp-layer', convs.map((/** @type {number} */ i) => [i, `conv layer ${i}`]), () => update(), 'Conv layer to change');
   layer.value = convs.includes(Number(p.layer)) ? String(p.layer) : String(convs[0]);
-  const change = choice('hp-change', CHANGES, () => update());
+  const change = choice('hp-change', CHANGES, () => update(), 'The change');
   change.value = CHANGES.some(([k]) => k === p.change) ? p.change : 'filters';
   const update = () => {
     view.ctx.link.set({ layer: layer.value, change: change.value });

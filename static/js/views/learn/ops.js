@@ -28,7 +28,7 @@ export function mount(root, ctx) {
   const dropEl = h('section', { class: 'lm-section', dataset: { learn: 'dropout' } });
   const oneEl = h('section', { class: 'lm-section', dataset: { learn: 'onebyone' } });
   root.append(
-    say('A convolution is only part of a block. Other layers reshape its output on the way: here each one works on the maps of your image.'),
+    say('A convolution rarely works alone: other layers change its maps on the way. Each one below works on the real maps of your image; pick a channel to look at another map.'),
     h('div', { class: 'lm-controls' }, h('label', { class: 'field' }, h('span', { class: 'field-label', text: 'Map channel' }), view.channelSel)),
     view.relu, view.pool, dropEl, oneEl,
   );
@@ -58,7 +58,10 @@ export function render(view, state, changed) {
 }
 
 /**
- * The channel the link names, else the one where ReLU zeroes most (the clearest before and after).
+ * The channel the link names, else the one whose share of negative values before the first ReLU is
+ * closest to half (the clearest before and after: a channel all negative would be blank after ReLU),
+ * among those whose map before the first max pooling is not flat (there is nothing to pool in a map
+ * of zeros), the first on a tie.
  * @param {ReturnType<typeof mount>} view
  * @param {import('../../state.js').State} state
  * @param {number} n channels
@@ -69,13 +72,21 @@ function channelFor(view, state, n) {
   const relu = firstOf(state.model, 'relu');
   const before = relu && state.forward ? outputOf(state.forward, relu.index - 1) : null;
   if (!before) return 0;
+  const pool = firstOf(state.model, 'maxpool2d');
+  const pooled = pool && state.forward ? outputOf(state.forward, pool.index - 1) : null;
   const [C, H, W] = relu.input_shape;
   let best = 0;
-  let most = -1;
+  let gap = Infinity;
   for (let c = 0; c < Math.min(C, n); c++) {
+    if (pooled && c < pool.input_shape[0]) {
+      const size = pool.input_shape[1] * pool.input_shape[2];
+      const [lo, hi] = range(pooled.data, c * size, size);
+      if (hi === lo) continue;
+    }
     let neg = 0;
     for (let i = c * H * W; i < (c + 1) * H * W; i++) if (before.data[i] < 0) neg += 1;
-    if (neg > most) [best, most] = [c, neg];
+    const off = Math.abs(2 * neg - H * W);
+    if (off < gap) [best, gap] = [c, off];
   }
   return best;
 }
@@ -108,7 +119,7 @@ function draw(view) {
     showMap(a, before.data, [C, H, W], c, { lo, hi });
     showMap(b, after.data, [C, H, W], c, { lo, hi });
     replaceChildren(view.relu, h('h3', { text: `ReLU (layer ${relu.index})` }),
-      say('ReLU keeps a positive value as it is and turns every negative value into zero. Blue below means negative; after ReLU there is no blue left.'),
+      say('ReLU keeps a positive value as it is and turns every negative value into zero. On the left, blue is negative and red positive; on the right, after ReLU, no blue is left.'),
       h('div', { class: 'lm-figures' }, h('figure', {}, a.frame, h('figcaption', { text: `Before: channel ${c} of layer ${relu.index - 1}` })),
         h('figure', {}, b.frame, h('figcaption', { text: 'After ReLU' }))),
       h('p', {}, h('strong', { dataset: { learn: 'relu-zeroed', value: String(neg) }, text: String(neg) }),
@@ -152,13 +163,19 @@ function drawPool(view, pool) {
     }
   }
   const [lo, hi] = range(before.data, c * H * W, H * W);
+  if (lo === hi) {
+    replaceChildren(view.pool, h('h3', { text: `Max pooling (layer ${pool.index})` }),
+      say(`Channel ${c} of layer ${pool.index - 1} is ${num(lo)} everywhere on this image, so pooling has nothing to choose from: pick another channel.`));
+    return;
+  }
   const a = framedCanvas('before pooling, winners marked', 300);
   const b = framedCanvas('after pooling', 150);
   showMap(a, before.data, [C, H, W], c, { lo, hi });
   showMap(b, after.data, [C, Ho, Wo], c, { lo, hi });
   a.frame.append(s('svg', { class: 'lm-overlay', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', 'aria-hidden': 'true' }, marks));
   replaceChildren(view.pool, h('h3', { text: `Max pooling (layer ${pool.index})` }),
-    say(`Max pooling cuts the map into ${k}×${k} windows, ${st} apart, and keeps only the largest value of each. The map gets ${st === k ? `${k} times` : ''} smaller, and the strongest responses survive.`),
+    say(`Max pooling slides a ${k}×${k} window over the map, ${st} cell${st === 1 ? '' : 's'} at a time, and keeps only the largest value in each place. `
+      + `The map shrinks from ${W}×${H} to ${Wo}×${Ho}, and the strongest responses survive.`),
     h('div', { class: 'lm-figures' }, h('figure', {}, a.frame, h('figcaption', { text: `Before: ${W}×${H}, each window's winner outlined` })),
       h('figure', {}, b.frame, h('figcaption', { text: `After: ${Wo}×${Ho}` }))),
     h('p', {}, h('strong', { dataset: { learn: 'pool-winners', value: String(marks.length) }, text: String(marks.length) }),

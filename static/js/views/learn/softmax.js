@@ -6,7 +6,7 @@
  */
 import { h, replaceChildren } from '../../dom.js';
 import { prettyClass } from '../../format.js';
-import { num, outputOf, say, weights } from './ui.js';
+import { num, outputOf, say, sig, weights } from './ui.js';
 
 export const id = 'probabilities';
 export const title = 'From features to probabilities';
@@ -24,8 +24,8 @@ export function mount(root, ctx) {
     soft: h('section', { class: 'lm-section', dataset: { learn: 'softmax' } }),
   };
   root.append(
-    say('At the end, the maps are laid out as one long list of numbers. A dense layer gives each class a score: every number in the list times a weight for that class, all added up, plus a bias.'),
-    say('Scores can be any size, even negative. Softmax turns them into probabilities: it raises e to each score, then divides by the total, so all the results are between 0 and 1 and add up to 1.'),
+    say('At the end, the last maps are laid out flat as one long list of numbers. A dense layer gives each class a score: every number in the list times that class’s own weight for it, all added up, plus a bias.'),
+    say('Scores can be any size, even negative. Softmax turns them into probabilities: it takes e to the power of each score (always positive), then divides each by their total, so the results lie between 0 and 1 and add up to 1.'),
     view.dense, view.soft,
   );
   return view;
@@ -66,16 +66,16 @@ function showSoftmax(view, z, at, k) {
   const rows = z.map((v, i) => h('tr', { class: i === k ? 'lm-picked' : '' },
     h('th', { text: prettyClass(forward.classes[i] ?? String(i)) }),
     h('td', { dataset: { learn: 'logit', class: String(i), value: String(v) }, text: num(v) }),
-    h('td', { text: num(e[i], 4) }),
-    h('td', { dataset: { learn: 'prob', class: String(i), value: String(forward.probabilities[i]) }, text: num(forward.probabilities[i], 4) })));
+    h('td', { text: sig(e[i]) }),
+    h('td', { dataset: { learn: 'prob', class: String(i), value: String(forward.probabilities[i]) }, text: sig(forward.probabilities[i]) })));
   replaceChildren(view.soft, h('h3', { text: 'Softmax' }),
     h('p', { class: 'lm-formula' }, 'p', h('sub', { text: 'k' }), ' = e', zPow('k'), ' / (e', zPow('1'), ' + … + e', zPow(String(z.length)), ')'),
-    say(`Subtracting the largest score (${num(m)}) from every score first gives the same probabilities and keeps the numbers small.`),
+    say(`Subtracting the largest score (${num(m)}) from every score first changes nothing in the result (it divides the top and the bottom by the same number) but keeps e to the power small enough to compute.`),
     h('table', { class: 'lm-matrix' }, h('thead', {}, h('tr', {}, h('th', { text: 'class' }), h('th', { text: `score z (layer ${at})` }),
       h('th', { text: 'e^(z − max)' }), h('th', { text: 'probability' }))), h('tbody', {}, rows)),
-    h('p', {}, `For ${prettyClass(forward.prediction.class)}: ${num(e[k], 4)} / ${num(total, 4)} = `,
-      h('strong', { dataset: { learn: 'predicted-prob' }, text: num(e[k] / total, 4) }),
-      `; the model says ${num(forward.probabilities[k], 4)}. All ${z.length} probabilities add up to 1.`));
+    h('p', {}, `For ${prettyClass(forward.prediction.class)}: ${sig(e[k])} / ${sig(total)} = `,
+      h('strong', { dataset: { learn: 'predicted-prob', value: String(e[k] / total) }, text: sig(e[k] / total) }),
+      `; the model says ${sig(forward.probabilities[k])}. All ${z.length} probabilities add up to 1.`));
 }
 
 /** "z" with a subscript, as an exponent. @param {string} k */
@@ -91,15 +91,19 @@ async function showDense(view, layer, k) {
   const input = outputOf(forward, layer.index - 1);
   if (!f || seq !== view.seq || !input) return;
   const D = f.shape[1];
+  const before = model.layers[layer.index - 1];
+  const flat = before?.type === 'flatten' && before.input_shape.length === 3 ? before.input_shape : null;
   const parts = Array.from({ length: D }, (_, j) => ({ j, a: input.data[j], w: f.data[k * D + j], p: input.data[j] * f.data[k * D + j] }));
   const strongest = parts.slice().sort((x, y) => y.p - x.p).slice(0, TOP);
   const weakest = parts.slice().sort((x, y) => x.p - y.p).slice(0, 3);
+  /** where input j sat before flattening: its map, row and column @param {number} j */
+  const from = (j) => (flat ? `map ${Math.floor(j / (flat[1] * flat[2]))}, row ${Math.floor(j / flat[2]) % flat[1]}, col ${j % flat[2]}` : null);
   const row = (/** @type {any} */ q) => h('tr', { dataset: { learn: 'dense-input', index: String(q.j) } },
-    h('td', { text: String(q.j) }), h('td', { text: num(q.a) }), h('td', { text: num(q.w) }), h('td', { class: q.p < 0 ? 'neg' : 'pos', text: num(q.p) }));
+    h('td', { text: String(q.j) }), flat ? h('td', { text: from(q.j) }) : null, h('td', { text: num(q.a) }), h('td', { text: num(q.w) }), h('td', { class: q.p < 0 ? 'neg' : 'pos', text: num(q.p) }));
   const z = outputOf(forward, layer.index);
   replaceChildren(view.dense, h('h3', { text: `The dense layer (layer ${layer.index}) for “${prettyClass(forward.prediction.class)}”` }),
-    say(`Its input has ${D} numbers. These inputs push hardest towards the predicted class (input × weight), and the last three push hardest against it:`),
-    h('table', { class: 'lm-matrix' }, h('thead', {}, h('tr', {}, ['input #', 'value', 'weight', 'product'].map((t) => h('th', { text: t })))),
+    say(`Its input is ${flat ? `the ${flat.join('×')} maps laid flat: ` : ''}${D} numbers. The first ${TOP} rows push hardest towards the predicted class (input × weight), the last three hardest against it:`),
+    h('table', { class: 'lm-matrix' }, h('thead', {}, h('tr', {}, ['input #', flat ? 'from' : null, 'value', 'weight', 'product'].filter(Boolean).map((t) => h('th', { text: t })))),
       h('tbody', {}, strongest.map(row), weakest.map(row))),
     h('p', {}, `All ${D} products plus the bias ${f.bias ? num(f.bias[k]) : '0'} add up to the score `,
       h('strong', { dataset: { learn: 'class-score' }, text: z ? num(z.data[k]) : '' }), '.'));

@@ -23,8 +23,8 @@ export function mount(root, ctx) {
     out: h('section', { class: 'lm-section', dataset: { learn: 'evaluation' } }),
   };
   root.append(
-    say('A model can learn its training images by heart and still fail on new ones. So part of the data is kept aside and never used for training: the test split. Only on those images does the score say how the model will do on images it has never seen.'),
-    say('Accuracy is the share of test images whose most probable class is the right one. The confusion matrix says more: each row is the true class, each column the class the model chose, so everything off the diagonal is a mistake, and which cell it is in says what was mistaken for what.'),
+    say('A model can learn its training images by heart and still fail on new ones. So part of the data is kept aside and never trained on: the test split. The score on those images is the honest one: it says how the model will do on images it has never seen.'),
+    say('Accuracy is the share of test images whose most probable class is the right one. The confusion matrix says more: each row is a true class, each column the class the model chose. The diagonal holds the right answers; any other cell counts one kind of mistake.'),
     view.out,
   );
   return view;

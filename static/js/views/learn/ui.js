@@ -20,6 +20,19 @@ export function num(v, d = 3) {
 }
 
 /**
+ * A number that may be tiny (a gradient, a loss near 0): `d` decimals as `num` does when that shows
+ * it (at least 3 significant digits), else `digits` significant digits in e-notation ("2.71e−7"), so
+ * a small value never reads as 0.
+ * @param {number} v
+ * @param {number} [d]
+ * @param {number} [digits]
+ */
+export function sig(v, d = 4, digits = 3) {
+  if (!Number.isFinite(v) || v === 0 || Math.abs(v) >= 10 ** (2 - d)) return num(v, d);
+  return v.toExponential(digits - 1).replace(/-/g, '−').replace('e+', 'e');
+}
+
+/**
  * A short paragraph of the step's own words.
  * @param {...(string|Node)} parts
  */
@@ -109,9 +122,10 @@ export function box(fc, key, rect, H, W) {
  * @param {string} name data-learn hook
  * @param {Array<[string | number, string]>} options value, label
  * @param {(value: string) => void} onChange
+ * @param {string} [label] its accessible name, when no visible label wraps it
  */
-export function choice(name, options, onChange) {
-  const el = h('select', { dataset: { learn: name }, on: { change: () => onChange(el.value) } },
+export function choice(name, options, onChange, label) {
+  const el = h('select', { dataset: { learn: name }, ...(label ? { 'aria-label': label } : {}), on: { change: () => onChange(el.value) } },
     options.map(([v, label]) => h('option', { value: String(v), text: label })));
   return el;
 }
