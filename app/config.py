@@ -32,7 +32,6 @@ class Settings:
     max_parameters: int = 10_000_000  # weights in one model
     max_activation_values: int = 1_000_000  # activation values of one image, all layers together
     max_batch_values: int = 32_000_000  # batch_size x activation values in one training step
-    max_history_steps: int = 20000  # older step records are thinned beyond this
     save_every_s: float = 5.0  # live training persists this often (and on pause)
     warm_datasets: bool = True  # generate the built-in datasets in the background at startup
     # {"shapes": (n_train, n_test)}: smaller built-ins (tests); None keeps the engine's defaults.
@@ -54,6 +53,9 @@ class Settings:
     max_datasets: int = 50
     max_data_bytes: int = 8 * 1024 * MB  # everything under DATA_DIR
     image_ttl_s: float = 24 * 3600.0  # uploaded images no model or page has used for this long expire
+    # Where live trainings run: None, local worker processes; "auto", a local Ray; else a Ray cluster's
+    # address to join (the `ray` extra; app.workers.ray_pool, docs/deploy.md).
+    ray: str | None = None
 
     @property
     def models_dir(self) -> Path:
@@ -119,4 +121,5 @@ def get_settings() -> Settings:
         max_datasets=_int("CNNVIS_MAX_DATASETS", defaults.max_datasets),
         max_data_bytes=_int("CNNVIS_MAX_DATA_BYTES", defaults.max_data_bytes),
         image_ttl_s=float(_int("CNNVIS_IMAGE_TTL_S", int(defaults.image_ttl_s))),
+        ray=env("CNNVIS_RAY") or None,
     )

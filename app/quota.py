@@ -8,6 +8,10 @@ The byte usage is a walk of DATA_DIR (a few hundred files: milliseconds), cached
 check that passes adds its bytes to the cached figure, so writes in quick succession add up before
 the next walk. Overwrites (live training saving a model again) are never checked: losing training
 to a full quota is worse than going a little over it.
+
+Every file counts, the models' history databases among them (``history.sqlite`` and its ``-wal``):
+a history is kept whole (`app.stores.history`), so it grows with training, and what bounds it is
+this quota (a full data directory refuses new models, images and datasets) and the disk.
 """
 
 from __future__ import annotations

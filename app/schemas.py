@@ -100,10 +100,11 @@ class LearnLrRequest(Strict):
 
 
 class LearnLocalizeRequest(InputRef):
-    """Grad-CAM's map for a class, and the box around where it is at least ``threshold`` of its peak."""
+    """Grad-CAM's map for a class, and the box around its peak's spot: the cells joined to the peak
+    through cells at least ``threshold`` of it."""
 
     target: int | None = Field(None, ge=0, le=100_000, description="class; default the predicted one")
-    threshold: float = Field(0.5, gt=0.0, le=1.0, description="share of the map's peak a cell must reach to be in the box")
+    threshold: float = Field(0.5, gt=0.0, le=1.0, description="share of the map's peak a cell must reach to join the peak's spot")
 
 
 class HyperparameterChanges(Strict):
@@ -199,6 +200,48 @@ class LiveMessage(HyperparameterChanges):
 
 
 # ---- responses -------------------------------------------------------------------------------
+class HistoryRecord(BaseModel):
+    """A history record as it was appended; fields not listed here may follow (older files' extras)."""
+
+    model_config = ConfigDict(extra="allow")
+    step: int
+    time: float | None = Field(None, description="when it was recorded, seconds since 1970")
+
+
+class StepPoint(HistoryRecord):
+    """One training step; with ``layers=true`` also grad_norm, update_ratio and dead_relu per layer index
+    (``{"0": 0.12, ...}``, absent where not recorded)."""
+
+    loss: float | None = Field(None, description="the batch's loss; null when not finite (training diverged)")
+    accuracy: float | None = Field(None, description="the batch's accuracy before the update")
+    learning_rate: float | None = None
+    epoch: int | None = Field(None, description="completed epochs")
+
+
+class EvaluationPoint(HistoryRecord):
+    split: str | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    per_class_accuracy: list[float | None] | None = None
+
+
+class EventPoint(HistoryRecord):
+    changes: dict[str, Any] = Field(default_factory=dict, description="what changed at this step (hyperparameters, frozen layers, import, transfer)")
+
+
+class HistoryAnswer(BaseModel):
+    """GET /history as JSON (its CSV form has one row per step, evaluation and event)."""
+
+    step: int = Field(description="the model's current step")
+    steps: list[StepPoint] = Field(description="in step order")
+    evaluations: list[EvaluationPoint] = Field(description="in the order they were made")
+    events: list[EventPoint] = Field(description="in the order they happened")
+    total_steps: int = Field(description="steps recorded in all; more than len(steps) when downsampled or paged")
+    downsampled: bool = Field(description="true when steps, evaluations or events were thinned to fit points")
+    next_from_step: int | None = Field(description="a page's answer: the from_step of the next page; null after the "
+                                       "last page and in a downsampled answer")
+
+
 def layer_json(model: Any, info: Any) -> dict[str, Any]:
     rf = info.receptive_field
     return {

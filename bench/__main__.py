@@ -1,4 +1,4 @@
-"""``python -m bench engine|training|api|load|explain|features [--json]``: print a table, or the same figures as JSON."""
+"""``python -m bench engine|training|api|load|explain|features|page|history [--json]``: print a table, or the same figures as JSON."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", choices=["engine", "training", "api", "load", "explain", "features", "page"])
+    parser.add_argument("suite", choices=["engine", "training", "api", "load", "explain", "features", "page", "history", "scale"])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (more: steadier medians)")
     parser.add_argument("--seconds", type=float, default=None, help="load: how long the clients run (default 20)")

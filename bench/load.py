@@ -30,6 +30,7 @@ from PIL import Image
 
 from bench.timing import percentile
 from bench.server import Server
+from bench.wire import Connection, Response, multipart
 
 API = "/api/v1"
 BATCH = 32
@@ -85,15 +86,16 @@ class Trainer:
         return (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
 
 
-async def _client(c: httpx.AsyncClient, i: int, models: list[str], png: bytes, deadline: float, log: list) -> None:
-    async def call(route: str, method: str, url: str, **kw) -> httpx.Response | None:
+async def _client(conn: Connection, i: int, models: list[str], png: bytes, deadline: float, log: list) -> None:
+    upload = multipart("file", "x.png", png, "image/png")
+
+    async def call(route: str, method: str, url: str, body: bytes = b"", content_type: str | None = None) -> Response | None:
         if time.perf_counter() >= deadline:
             return None
         t0 = time.perf_counter()
         try:
-            r = await c.request(method, url, **kw)
-            await r.aread()
-        except httpx.TransportError:  # counted as status 0 ("no answer")
+            r = await conn.request(method, url, body, content_type)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):  # counted as status 0 ("no answer")
             log.append((route, 0, (time.perf_counter() - t0) * 1e3, False))
             return None
         log.append((route, r.status_code, (time.perf_counter() - t0) * 1e3, "retry-after" in r.headers))
@@ -104,13 +106,15 @@ async def _client(c: httpx.AsyncClient, i: int, models: list[str], png: bytes, d
     mid, rounds = models[i % len(models)], 0
     while time.perf_counter() < deadline:
         rounds += 1
-        r = await call("POST /images", "POST", f"{API}/images", files={"file": ("x.png", png, "image/png")})
+        r = await call("POST /images", "POST", f"{API}/images", *upload)
         if r is not None and r.status_code == 201:
             image = r.json()["id"]
-            await call("POST /models/{id}/forward", "POST", f"{API}/models/{mid}/forward", json={"image_id": image})
+            await call("POST /models/{id}/forward", "POST", f"{API}/models/{mid}/forward",
+                       json.dumps({"image_id": image}).encode(), "application/json")
             await call("DELETE /images/{id}", "DELETE", f"{API}/images/{image}")  # keeps the image quota free
         if rounds % 4 == 0:
             await call("GET /models/{id}", "GET", f"{API}/models/{mid}")
+    await conn.close()
 
 
 async def _lag(deadline: float, lags: list[float], every: float = 0.05) -> None:
@@ -132,16 +136,14 @@ async def _measure(base: str, pid: int, models: list[str], clients: int, seconds
         b1 = time.perf_counter()
         log: list = []
         pngs = _pngs(clients)
-        # idle connections expire before uvicorn's 5 s keep-alive does, so none is reused as the server closes it
-        limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4, keepalive_expiry=4.0)
-        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
-            t0, cpu0 = time.perf_counter(), (_cpu_s(pid), _cpu_s())
-            deadline = t0 + seconds
-            lags: list[float] = []
-            await asyncio.wait_for(asyncio.gather(_lag(deadline, lags),
-                                                  *(_client(c, i, models, pngs[i], deadline, log) for i in range(clients))),
-                                   seconds + 90)
-            t1, cpu1 = time.perf_counter(), (_cpu_s(pid), _cpu_s())
+        host, port = base.removeprefix("http://").split(":")
+        t0, cpu0 = time.perf_counter(), (_cpu_s(pid), _cpu_s())
+        deadline = t0 + seconds
+        lags: list[float] = []
+        await asyncio.wait_for(asyncio.gather(_lag(deadline, lags), *(_client(Connection(host, int(port)), i, models, pngs[i],
+                                                                               deadline, log) for i in range(clients))),
+                               seconds + 90)
+        t1, cpu1 = time.perf_counter(), (_cpu_s(pid), _cpu_s())
         rates = [{"bare": t.rate(b0, b1), "load": t.rate(t0, min(t1, deadline))} for t in trainers]
     finally:
         for t in trainers:

@@ -13,13 +13,42 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the repository (where `app` is)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def still_running(pids: list[int], within_s: float = 30.0) -> list[int]:
+    """Those of ``pids`` still running after waiting up to ``within_s`` for them to exit."""
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.append(pid)
+            except FileNotFoundError:
+                pass
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
 
 
 class Server:
@@ -61,11 +90,15 @@ class Server:
         if self.proc:
             self.log.close()
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+    def kill(self) -> list[int]:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill. Returns the pids of the
+        server's child processes (its training workers) at the moment of the kill."""
+        children = []
         if self.proc and self.proc.poll() is None:
+            children = child_pids(self.proc.pid)
             self.proc.kill()
             self.proc.wait(10)
+        return children
 
     def memory_mb(self, key: str = "VmRSS") -> float:
         """The server's resident memory (``VmRSS``) or its peak so far (``VmHWM``), in MB, from /proc."""

@@ -85,6 +85,7 @@ class StepRecord:
     # per ReLU layer: share of units that never fire on this step's batch (evaluation mode, the weights
     # before the update); counted every `Trainer.dead_relu_every` steps, None on the others
     dead_relu: dict[int, float] | None = None
+    examples_seen: int = 0  # examples seen after this step (epochs are counted from it)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ class Trainer:
             learning_rate=self.hp.learning_rate,
             layers=layer_stats(res.grads, applied, norms),
             dead_relu=dead,
+            examples_seen=self.examples_seen,
         )
 
     def train(self, steps: int, callback: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:

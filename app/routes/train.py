@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 
 from app.deps import Record, State
 from app.encoding import encode_tensor
-from app.schemas import EvaluateRequest, GradientsRequest, TrainRequest
+from app.schemas import MAX_INT, EvaluateRequest, GradientsRequest, HistoryAnswer, TrainRequest
 from app.services import stepview, training
+from engine.jsonio import dumps
 
 router = APIRouter(tags=["training"])
 
@@ -26,16 +28,35 @@ def evaluate(rec: Record, state: State, body: EvaluateRequest | None = None) -> 
         return training.evaluate(state, rec, body.split, body.max_examples)
 
 
-@router.get("/models/{model_id}/history", summary="Every recorded step, evaluation and hyperparameter change")
-def history(rec: Record, state: State, layers: Annotated[bool, Query(
-        description="also each step's per-layer figures by layer index (absent where not recorded): grad_norm, "
-                    "update_ratio (update / weight norm) and dead_relu (share of ReLU units that never fire)")] = False) -> dict:
-    with rec.lock.hold(state.settings.lock_wait_s):
-        steps = list(rec.history["steps"])
-        evaluations, events, step = list(rec.history["evaluations"]), list(rec.history["events"]), rec.step
-    if not layers:
-        steps = [{k: v for k, v in s.items() if k not in training.LAYER_FIELDS} for s in steps]
-    return {"step": step, "steps": steps, "evaluations": evaluations, "events": events}
+@router.get("/models/{model_id}/history", response_model=HistoryAnswer,
+            summary="The recorded steps, evaluations and hyperparameter changes: downsampled, by page, or as CSV",
+            description="By default a downsampled history that any length keeps small (what the page draws): at most "
+                        "`points` steps; a longer history is cut into equal ranges of steps, each giving its first and "
+                        "last step and those with the lowest and highest loss and batch accuracy, so no spike or dip "
+                        "is lost. Evaluations are thinned alike (per split) to a sixth of `points`, events to a tenth. With "
+                        "`from_step`, every step from there on, `limit` at a time, with the evaluations and events of "
+                        "those steps; `next_from_step` asks for the next page. With `format=csv`, everything at once "
+                        "as CSV (one row per step, evaluation and event).",
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+def history(
+    rec: Record, state: State,
+    layers: Annotated[bool, Query(description="also each step's per-layer figures by layer index (absent where not "
+                                  "recorded): grad_norm, update_ratio (update / weight norm) and dead_relu (share of ReLU "
+                                  "units that never fire)")] = False,
+    points: Annotated[int | None, Query(ge=12, le=100_000, description="downsampled answer: at most this many steps "
+                                        "(default 1000, or 250 with layers=true)")] = None,
+    from_step: Annotated[int | None, Query(ge=0, le=MAX_INT, description="every step from this one on, not "
+                                           "downsampled; with limit, a page")] = None,
+    limit: Annotated[int, Query(ge=1, le=50_000, description="with from_step: steps per page")] = 10_000,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: every step, evaluation and event as CSV "
+                      "(split,step,epoch,loss,accuracy,learning_rate,time,changes,per_class_accuracy,layers), an "
+                      "attachment; points, from_step and limit do not apply")] = "json",
+) -> Response:
+    if format == "csv":
+        return StreamingResponse(training.history_csv(state, rec, layers), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{rec.id}-history.csv"'})
+    body = training.history(state, rec, layers=layers, points=points, from_step=from_step, limit=limit)
+    return Response(dumps(body), media_type="application/json")
 
 
 @router.get("/models/{model_id}/train/batch",

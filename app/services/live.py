@@ -1,12 +1,23 @@
-"""Live training: one background thread per WebSocket, one WebSocket per model.
+"""Live training: one session thread per WebSocket, one WebSocket per model, the steps in a worker process.
 
-The thread takes the model's (fair) lock for each step only, so forward passes and other requests
-slip in between steps. It never touches the socket: it hands finished JSON strings (and, for a client
-that asked for binary frames, activations as bytes in app.encoding's binary form) to ``emit``,
-which the route wires to ``loop.call_soon_threadsafe`` and an asyncio queue. Progress goes out at
-most ``PROGRESS_EVERY_S`` apart (carrying every step since the last one), evaluations every
-``eval_every`` steps, activations of a pinned image at the client's rate. Weights, history and
-optimizer state are saved every ``save_every_s`` seconds and whenever training pauses or stops.
+The steps run in a training worker process (`app.workers`), not in the server: a trainer then has a
+core to itself instead of sharing the server's interpreter lock with every request. The session thread
+is event-driven: it takes, in order, the client's messages and the worker's answers from one queue.
+The worker reports every step at most ``PROGRESS_EVERY_S`` apart and sends its weights every
+``weights_every_s`` (often enough for the pinned image's activations), at every evaluation step and
+whenever it stops; the session copies them into the model under its lock together with the history of
+those steps, so a request always sees weights, step and history that agree. Weights, history and
+optimizer state are saved every ``save_every_s`` seconds (a sync that brings the optimizer state back)
+and whenever training pauses or stops. A change of hyperparameters pauses the worker first, so it
+is recorded at the exact step it takes effect.
+
+The thread never touches the socket: it hands finished JSON strings (and, for a client that asked for
+binary frames, activations as bytes in app.encoding's binary form) to ``emit``, which the route wires
+to ``loop.call_soon_threadsafe`` and an asyncio queue.
+
+A worker that dies while training loses the steps since the weights last came back; the session says
+so, starts another worker from the model's current state and goes on (at most ``MAX_RESTARTS`` times
+a minute, then it pauses).
 
 Deleting the model ends its session (`LiveRegistry.deleting`): the thread stops without saving,
 the model is deleted, then the socket is closed with ``CLOSE_MODEL_DELETED``, so a client that hears
@@ -21,35 +32,47 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from app.deps import AppState
 from app.encoding import pack, to_json
-from app.errors import AppError, Conflict
+from app.errors import AppError, Busy, Conflict, Invalid
 from app.schemas import LiveMessage
 from app.services import inference
-from app.services.training import apply_changes, evaluate, record_steps, trainer_for
+from app.services.training import apply_changes, check_batch, evaluate, finite, record_steps, trainer_for
 from app.stores import ModelRecord
+from app.workers.pool import WorkerGone, WorkerPool, WorkerProcess
+from app.workers.train_worker import record_from_json
+from engine.checkpoint import checkpoint_bytes
+from engine.train import StepRecord
 
 log = logging.getLogger("cnnvis")
 PROGRESS_EVERY_S = 0.1
+WEIGHTS_EVERY_S = 1.0  # the longest the server's copy of a training model's weights lags the worker's
 MAX_BACKLOG = 64  # unsent progress/activation messages before the thread stops adding more
+MAX_RESTARTS = 3  # worker restarts a minute before a session gives up and pauses
 CLOSE_MODEL_DELETED, REASON_MODEL_DELETED = 4410, "model deleted"  # 4000 + HTTP 410 Gone
 _STOP = object()
+_REFRESH = object()  # the model changed elsewhere (a PATCH): send the new settings to the worker
+STOPPED = ("paused", "done", "diverged")  # answers after which the worker is idle
 
 
 class LiveSession:
     """``emit(text)`` queues a message for the socket; ``close(code, reason)`` asks the route to close it."""
 
     def __init__(self, state: AppState, rec: ModelRecord, emit: Callable[[str | bytes], None], close: Callable[[int, str], None],
-                 binary: bool = False):
+                 binary: bool = False, pool: WorkerPool | None = None):
         self.state, self.rec, self._emit, self._close = state, rec, emit, close
         self.binary = binary  # activations as binary frames (app.encoding's binary form) instead of JSON text
-        self.commands: queue.Queue = queue.Queue()
+        self.pool = pool or WorkerPool(0)
+        self.commands: queue.Queue = queue.Queue()  # client messages, worker answers, _REFRESH and _STOP, in order
+        self._deferred: deque = deque()  # client messages that arrived while waiting for the worker
         self._playing = False
-        self.remaining: int | None = None  # steps left of a "step" action; None while playing freely
         self.eval_every = 0
         self.eval_examples: int | None = 1000
         self.pin: Any = None
@@ -57,10 +80,16 @@ class LiveSession:
         self.dtype, self.layers = "float32", None
         self.backlog = 0
         self._lock = threading.Lock()
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # steps not yet reported to the client
+        self._unsynced: list[StepRecord] = []  # steps the worker took whose weights have not come back yet
         self._last = {"progress": 0.0, "save": time.monotonic(), "activations": 0.0}
         self._window = (time.monotonic(), rec.step)
         self._ended = threading.Event()  # the model is being deleted: no more steps, saves or messages
+        self.worker: WorkerProcess | None = None
+        self._loaded = False  # the worker holds this model's training state (from play until it stops)
+        self._loaded_dataset: str | None = None  # the dataset it trains on
+        self._syncing = False  # a save's sync is under way
+        self._restarts: deque[float] = deque()
         self.thread = threading.Thread(target=self._run, name=f"cnnvis-live-{rec.id}", daemon=True)
 
     @property
@@ -74,12 +103,15 @@ class LiveSession:
             self._playing = value
             self.state.cpu.training(value)
 
-    # ---- called from the event loop ------------------------------------------------------
+    # ---- called from the event loop and other threads -------------------------------------
     def start(self) -> None:
         self.thread.start()
 
     def submit(self, msg: LiveMessage) -> None:
         self.commands.put(msg)
+
+    def refresh(self) -> None:
+        self.commands.put(_REFRESH)
 
     def sent(self) -> None:
         with self._lock:
@@ -91,7 +123,7 @@ class LiveSession:
 
     def halt(self, timeout: float) -> None:
         """Stop the thread without saving and stop sending; waits for the thread at most ``timeout``
-        seconds (it finishes the step it is in). The socket stays open until `close`."""
+        seconds. The socket stays open until `close`."""
         self._ended.set()
         self.commands.put(_STOP)
         self.thread.join(timeout)
@@ -116,21 +148,26 @@ class LiveSession:
                 "pinned": self.pin is not None, "activations_every_ms": round(self.act_every_s * 1000),
                 "read_only": rec.read_only}
 
+    def _next(self) -> Any:
+        return self._deferred.popleft() if self._deferred else self.commands.get()
+
     def _run(self) -> None:
-        while not self._ended.is_set():
-            try:
-                cmd = self.commands.get(block=not self.playing)
-            except queue.Empty:
-                cmd = None
-            if cmd is _STOP:
-                break
-            if cmd is not None:
-                self._command(cmd)
-            if self.playing:
-                self._guard(self._step)
-        self.playing = False
-        if not self._ended.is_set():
-            self._guard(self._save)
+        try:
+            while not self._ended.is_set():
+                item = self._next()
+                if item is _STOP:
+                    break
+                if item is _REFRESH:
+                    self._guard(self._refresh, pause=False)
+                elif isinstance(item, tuple):
+                    self._guard(lambda: self._worker_event(item))
+                else:
+                    self._command(item)
+            if not self._ended.is_set():
+                self._guard(self._finish, pause=False)
+        finally:
+            self.playing = False
+            self._drop_worker(reuse=not self._ended.is_set())
 
     def _guard(self, fn: Callable[[], Any], pause: bool = True) -> bool:
         """Run ``fn``; on failure tell the client (the socket stays open) and pause. True if it succeeded."""
@@ -142,8 +179,12 @@ class LiveSession:
         except Exception:  # noqa: BLE001  a bug must not leave a silent, dead session behind
             log.exception("live training of %s failed", self.rec.id)
             self.emit({"type": "error", "detail": "internal error; training paused (the server log has the details)", "status": 500})
-        if pause:
+        if pause and self.playing:
             self.playing = False
+            try:
+                self.worker.send({"op": "pause"})  # its answer comes back through the queue like any other
+            except (WorkerGone, AttributeError):
+                pass
         self.emit(self.state_message())
         return False
 
@@ -162,7 +203,18 @@ class LiveSession:
             with rec.lock.hold(s.settings.lock_wait_s):
                 if go or rec.read_only:
                     trainer_for(s, rec)  # 409 for read-only or dataset-less models, before any step
+                if changes:  # 422 before the worker is paused
+                    try:
+                        check_batch(s, rec, rec.hp.replace(**changes))
+                    except (TypeError, ValueError) as e:
+                        raise Invalid(str(e)) from None
+            was_playing = self.playing
+            if changes and was_playing:
+                self._pause()  # the change then takes effect, and is recorded, at the exact step
+            with rec.lock.hold(s.settings.lock_wait_s):
                 apply_changes(rec, changes, s)
+            if changes and was_playing and not go:
+                self._play(keep=True)
         if msg.eval_every is not None:
             self.eval_every = msg.eval_every
         if msg.activations_every_ms is not None:
@@ -175,49 +227,198 @@ class LiveSession:
             self.pin = msg.pin
             self._activations(force=True)
         if go:
-            self.playing, self.remaining = True, (msg.steps or 1) if msg.action == "step" else None
-            self._window = (time.monotonic(), rec.step)
+            self._play((msg.steps or 1) if msg.action == "step" else None)
         elif msg.action == "pause" and self.playing:
-            self.playing = False
-            self._progress(force=True)
+            self._pause()
             self._save()
+        elif self.playing and ({"eval_every", "activations_every_ms", "pin"} & fields):
+            self._play(keep=True)  # the worker's timing follows the new rates
 
-    def _step(self) -> None:
+    # ---- the worker ----------------------------------------------------------------------
+    def _deliver(self, item: tuple) -> None:
+        self.commands.put(item)
+
+    def _load(self) -> None:
+        """Give the worker (started or taken from the pool if need be) the model's current state."""
         s, rec = self.state, self.rec
         with rec.lock.hold(s.settings.lock_wait_s):
-            record = trainer_for(s, rec).train_step()
-            record_steps(s, rec, [record])
-            diverged = rec.diverged()
-        self._pending.append({"step": record.step, "loss": rec.history["steps"][-1]["loss"], "accuracy": record.accuracy})
-        if self.remaining is not None:
-            self.remaining -= 1
-            if self.remaining <= 0:
-                self.playing = False
+            trainer = trainer_for(s, rec)
+            opt = trainer.optimizer_state()
+            header = {"op": "load", "hp": rec.hp.to_dict(), "seed": rec.seed, "step": rec.step,
+                      "examples_seen": rec.examples_seen, "dataset_folder": str(s.datasets.folder(rec.dataset))}
+            ckpt = checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta())
+            # From here the worker holds the training state; what the server keeps is the last copy back.
+            rec.trainer, rec.optimizer_state, self._loaded_dataset = None, opt, rec.dataset
+            self._loaded = True
+        if self.worker is None:
+            self.worker = self.pool.acquire(self._deliver)
+        arrays = {"checkpoint": np.frombuffer(ckpt, dtype=np.uint8)} | {f"o/{k}": v for k, v in opt.items()}
+        self.worker.send(header, arrays)
+
+    def _play(self, steps: int | None = None, keep: bool = False) -> None:
+        """Start (or go on) training in the worker: ``steps`` steps, None until paused, or (``keep``) as before."""
+        if self.worker is None or not self._loaded:
+            self._load()  # from the model as it is now: whatever changed it while the worker was idle counts
+        weights_s = min(WEIGHTS_EVERY_S, self.act_every_s) if self.pin is not None else WEIGHTS_EVERY_S
+        header = {"op": "play", "report_s": PROGRESS_EVERY_S, "weights_s": weights_s, "eval_every": self.eval_every}
+        self._send(header if keep else header | {"steps": steps})
+        if not self.playing:
+            self._window = (time.monotonic(), self.rec.step)
+        self.playing = True
+
+    def _send(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
+        try:
+            self.worker.send(header, arrays)
+        except WorkerGone:
+            raise Busy("the training worker stopped; press play again") from None
+
+    def _pause(self) -> None:
+        """Stop the worker and wait for its full state (every step, the weights, the optimizer)."""
+        self.playing = False  # first: a worker that dies meanwhile is not restarted
+        if self.worker is None or not self._loaded:
+            return
+        self._send({"op": "pause"})
+        self._await(lambda h: h.get("reason") == "paused")
+
+    def _await(self, done: Callable[[dict[str, Any]], bool]) -> None:
+        """Handle the worker's answers until one satisfies ``done``; client messages wait their turn."""
+        deadline = time.monotonic() + self.state.settings.lock_wait_s
+        while True:
+            try:
+                item = self.commands.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise Busy("the training worker did not answer; training paused") from None
+            if item is _STOP:
+                self._deferred.appendleft(_STOP)
+                return
+            if not isinstance(item, tuple):
+                self._deferred.append(item)
+                continue
+            self._worker_event(item)
+            if item[0] == "exit" or (item[0] == "frame" and item[1].get("op") == "state" and done(item[1])):
+                return
+
+    def _worker_event(self, item: tuple) -> None:
+        if item[0] == "exit":
+            self._worker_died(item[1])
+            return
+        _, header, arrays = item
+        if header.get("op") == "error":
+            log.error("training worker for %s: %s", self.rec.id, header.get("detail"))
+            self.playing = False
+            raise RuntimeError(f"the training worker failed: {header.get('detail')}")
+        if header.get("op") == "state":
+            self._take_state(header, arrays)
+
+    def _take_state(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """An answer from the worker: report its steps; with weights, copy them in and record the steps."""
+        s, rec, reason = self.state, self.rec, header["reason"]
+        records = [record_from_json(d) for d in header["records"]]
+        self._unsynced += records
+        self._pending += [{"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy), "epoch": r.epoch,
+                           "examples_seen": r.examples_seen, "learning_rate": r.learning_rate} for r in records]
+        weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w/")}
+        stopped = reason in STOPPED
+        if weights:
+            with rec.lock.hold(s.settings.lock_wait_s):
+                rec.model.load_state(weights)
+                if self._unsynced:
+                    record_steps(s, rec, self._unsynced)
+                    self._unsynced = []
+                if stopped or reason == "sync":
+                    self._take_optimizer(header, arrays)
+                diverged = rec.diverged()
+        else:
+            diverged = False
+        if stopped:
+            self.playing, self._loaded = False, False  # the next play reloads from the model
         if diverged:
             self.playing = False
             self.emit({"type": "error", "status": 422, "detail": "training diverged (the loss is not a number); lower the "
                        "learning rate and reset the model; the last finite weights stay saved"})
-        if self.eval_every and record.step % self.eval_every == 0:
+        if weights and self.eval_every and records and records[-1].step % self.eval_every == 0:
             self.emit(evaluate(s, rec, "test", self.eval_examples))
-        self._progress(force=not self.playing)
-        self._activations(force=not self.playing)
-        if not self.playing:
+        self._progress(force=stopped or diverged)
+        if weights:
+            self._activations(force=stopped)
+        if reason == "sync":
+            self._syncing = False
+            self._save()
+        elif reason in ("done", "diverged"):
             self._save()
             self.emit(self.state_message())
-        elif time.monotonic() - self._last["save"] >= s.settings.save_every_s:
-            self._save()
+        elif self.playing and weights and not self._syncing and time.monotonic() - self._last["save"] >= s.settings.save_every_s:
+            self._syncing = True
+            self._send({"op": "sync", "optimizer": True})
 
+    def _take_optimizer(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """The worker's optimizer state (and, once it stops, its last update) become the server's; hold ``rec.lock``."""
+        rec = self.rec
+        rec.optimizer_state, rec.trainer = {k[2:]: v for k, v in arrays.items() if k.startswith("o/")}, None
+        update = {k[2:]: np.array(v) for k, v in arrays.items() if k.startswith("u/")}
+        if update and header.get("last_update_step") == rec.step:
+            trainer = trainer_for(self.state, rec)
+            trainer.last_update, trainer.last_update_step = update, rec.step
+
+    def _worker_died(self, code: int) -> None:
+        """The worker exited under us: lose the steps since the last weights, and go on with a new one."""
+        lost, was_playing = len(self._unsynced), self.playing
+        if self.worker is not None:
+            self.pool.discard(self.worker)
+        self.worker, self._loaded, self._unsynced, self._syncing = None, False, [], False
+        self._pending = [p for p in self._pending if p["step"] <= self.rec.step]
+        log.error("training worker for %s exited with code %s; %d steps lost", self.rec.id, code, lost)
+        now = time.monotonic()
+        while self._restarts and now - self._restarts[0] > 60:
+            self._restarts.popleft()
+        if not was_playing:
+            return
+        if len(self._restarts) >= MAX_RESTARTS:
+            self.playing = False
+            self.emit({"type": "error", "status": 503, "detail": f"the training worker stopped {MAX_RESTARTS + 1} times in a "
+                       f"minute; training paused at step {self.rec.step} (press play to try again)"})
+            self.emit(self.state_message())
+            return
+        self._restarts.append(now)
+        self.emit({"type": "error", "status": 503, "detail": f"the training worker stopped; {lost} unsaved steps were lost "
+                   f"and training goes on from step {self.rec.step} in a new worker"})
+        self.playing = False
+        self._play(None)
+
+    def _refresh(self) -> None:
+        """The model was changed elsewhere (PATCH): the worker trains with its new settings from the next step."""
+        self.emit(self.state_message())
+        if not self.playing:
+            return
+        if self.rec.dataset != self._loaded_dataset:
+            self._pause()
+            self._play(keep=True)  # reloads, on the new dataset
+            return
+        with self.rec.lock.hold(self.state.settings.lock_wait_s):
+            header = {"op": "set", "hp": self.rec.hp.to_dict(), "frozen": sorted(self.rec.model.frozen)}
+        self._send(header)
+
+    def _drop_worker(self, reuse: bool) -> None:
+        w, self.worker, self._loaded = self.worker, None, False
+        if w is None:
+            return
+        if reuse:
+            self.pool.release(w)
+        else:
+            self.pool.discard(w)
+
+    # ---- messages and saves ----------------------------------------------------------------
     def _progress(self, force: bool = False) -> None:
         now = time.monotonic()
         if not self._pending or (not force and now - self._last["progress"] < PROGRESS_EVERY_S):
             return
         t0, step0 = self._window
-        rec, last = self.rec, self._pending[-1]
-        rate = (rec.step - step0) / (now - t0) if now > t0 else 0.0
-        msg = {"type": "progress", "step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
-               "loss": last["loss"], "accuracy": last["accuracy"], "learning_rate": rec.hp.learning_rate,
-               "steps_per_second": round(rate, 3), "steps": self._pending}
-        self._pending, self._window, self._last["progress"] = [], (now, rec.step), now
+        last = self._pending[-1]
+        rate = (last["step"] - step0) / (now - t0) if now > t0 else 0.0
+        msg = {"type": "progress", "step": last["step"], "epoch": last["epoch"], "examples_seen": last["examples_seen"],
+               "loss": last["loss"], "accuracy": last["accuracy"], "learning_rate": last["learning_rate"],
+               "steps_per_second": round(rate, 3), "steps": [{k: p[k] for k in ("step", "loss", "accuracy")} for p in self._pending]}
+        self._pending, self._window, self._last["progress"] = [], (now, last["step"]), now
         self.emit(msg, droppable=not force)
 
     def _activations(self, force: bool = False) -> None:
@@ -242,12 +443,21 @@ class LiveSession:
             self.state.models.save(rec)
         self._last["save"] = time.monotonic()
 
+    def _finish(self) -> None:
+        """The socket closed: bring the worker's state back and save it."""
+        if self.worker is not None and self._loaded:
+            self._pause()
+        self.playing = False
+        self._save()
+
 
 class LiveRegistry:
-    """Which model has a live socket; a second one on the same model is refused."""
+    """Which model has a live socket (a second one on the same model is refused), and the pool of
+    training worker processes the sessions share."""
 
-    def __init__(self, state: AppState):
+    def __init__(self, state: AppState, pool: WorkerPool | None = None):
         self.state = state
+        self.pool = pool or WorkerPool()
         self._sessions: dict[str, LiveSession] = {}
         self._mutex = threading.Lock()
 
@@ -256,7 +466,7 @@ class LiveRegistry:
         with self._mutex:
             if rec.id in self._sessions:
                 raise Conflict(f"model {rec.id!r} already has a live-training connection; close it first or copy the model")
-            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close, binary)
+            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close, binary, self.pool)
         session.start()
         return session
 
@@ -280,7 +490,7 @@ class LiveRegistry:
         with self._mutex:
             s = self._sessions.get(model_id)
         if s is not None:
-            s.emit(s.state_message())
+            s.refresh()
 
     def refuse_if_playing(self, model_id: str, doing: str) -> None:
         if self.is_playing(model_id):
@@ -315,3 +525,4 @@ class LiveRegistry:
             sessions = list(self._sessions.values())
         for s in sessions:
             self.close(s)
+        self.pool.shutdown()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from app.deps import AppState
 from app.errors import Conflict, Invalid
 from app.stores import ModelRecord
+from app.stores.history import HistoryReader
 from engine.train import Hyperparameters, StepRecord, Trainer, evaluate_model
 
 
@@ -24,7 +26,7 @@ def finite(x: float) -> float | None:
 
 def record_event(rec: ModelRecord, changes: dict[str, Any]) -> None:
     """Mark a change (hyperparameters, frozen layers, import) at the current step; hold ``rec.lock``."""
-    rec.history["events"].append({"step": rec.step, "time": time.time(), "changes": changes})
+    rec.history.add("events", {"step": rec.step, "time": time.time(), "changes": changes})
 
 
 def apply_changes(rec: ModelRecord, changes: dict[str, Any], state: AppState | None = None) -> dict[str, Any]:
@@ -78,9 +80,6 @@ def check_batch(state: AppState, rec: ModelRecord, hp: Hyperparameters) -> None:
         raise Invalid(f"batch_size {hp.batch_size} is too large for this model; use at most {limit}")
 
 
-LAYER_FIELDS = ("grad_norm", "update_ratio", "dead_relu")
-
-
 def layer_fields(r: StepRecord) -> dict[str, dict[str, float | None]]:
     """A step's per-layer figures as history fields keyed by layer index: ``grad_norm`` and
     ``update_ratio`` per weighted layer updated, ``dead_relu`` per ReLU layer on the steps that
@@ -95,19 +94,15 @@ def layer_fields(r: StepRecord) -> dict[str, dict[str, float | None]]:
 
 
 def record_steps(state: AppState, rec: ModelRecord, records: list[StepRecord]) -> None:
-    """Append step records to the history (thinning the oldest beyond the limit); hold ``rec.lock``."""
+    """Append step records to the history (all of them: the next save appends them to the model's
+    database); hold ``rec.lock``."""
     now = time.time()
-    steps = rec.history["steps"]
-    for r in records:
-        steps.append({"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy),
-                      "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now, **layer_fields(r)})
-    limit = max(state.settings.max_history_steps, 4)  # from 5 records on, each pass drops at least one
-    while len(steps) > limit:  # keep every other record of the older half: recent steps stay dense
-        half = len(steps) // 2
-        steps = steps[:half][::2] + steps[half:]
-    rec.history["steps"] = steps
-    t = rec.trainer
-    rec.step, rec.examples_seen, rec.epoch = t.step, t.examples_seen, t.epoch
+    rec.history.add_steps({"step": r.step, "loss": finite(r.loss), "accuracy": finite(r.accuracy),
+                           "learning_rate": r.learning_rate, "epoch": r.epoch, "time": now, **layer_fields(r)}
+                          for r in records)
+    if records:  # the records say where training is: the trainer may be in a worker process
+        last = records[-1]
+        rec.step, rec.examples_seen, rec.epoch = last.step, last.examples_seen, last.epoch
 
 
 def train(state: AppState, rec: ModelRecord, steps: int, changes: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +119,35 @@ def train(state: AppState, rec: ModelRecord, steps: int, changes: dict[str, Any]
         return {"step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
                 "loss": [finite(r.loss) for r in records], "accuracy": [finite(r.accuracy) for r in records],
                 "learning_rate": rec.hp.learning_rate}
+
+
+HISTORY_POINTS = 1000  # steps in the page's history: about 115 KB of JSON
+LAYER_POINTS = 250  # steps with per-layer figures (several hundred bytes each)
+
+
+def _history_reader(state: AppState, rec: ModelRecord) -> tuple[HistoryReader, int]:
+    with rec.lock.hold(state.settings.lock_wait_s):
+        return rec.history.reader(), rec.step
+
+
+def history(state: AppState, rec: ModelRecord, *, layers: bool, points: int | None, from_step: int | None,
+            limit: int) -> dict[str, Any]:
+    """GET /history as JSON: downsampled to ``points`` steps (and fewer evaluations and events; see
+    `HistoryReader.downsampled`), or with ``from_step`` every step from there on, ``limit`` at a time.
+    The model's lock is held only while the reader is made; the database is read after."""
+    reader, step = _history_reader(state, rec)
+    with reader:
+        if from_step is not None:
+            body = reader.page(from_step, limit, layers)
+        else:
+            points = points or (LAYER_POINTS if layers else HISTORY_POINTS)
+            body = reader.downsampled(points, layers)
+    return {"step": step, **body}
+
+
+def history_csv(state: AppState, rec: ModelRecord, layers: bool) -> Iterator[str]:
+    """GET /history?format=csv: every step, evaluation and event, as CSV text in chunks."""
+    return _history_reader(state, rec)[0].csv(layers)
 
 
 def batch_preview(state: AppState, rec: ModelRecord, count: int) -> dict[str, Any]:
@@ -156,7 +180,7 @@ def evaluate(state: AppState, rec: ModelRecord, split: str, max_examples: int | 
     }  # fmt: skip
     if record and not rec.read_only:
         with rec.lock.hold(state.settings.lock_wait_s):
-            rec.history["evaluations"].append({k: out[k] for k in ("step", "split", "loss", "accuracy", "per_class_accuracy")} | {"time": time.time()})
+            rec.history.add("evaluations", {k: out[k] for k in ("step", "split", "loss", "accuracy", "per_class_accuracy")} | {"time": time.time()})
             if not state.live.is_playing(rec.id):  # live training saves on its own schedule
                 state.models.save(rec)
     return out

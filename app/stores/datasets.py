@@ -167,6 +167,11 @@ class DatasetStore:
                 self._info.pop(name, None)
             return ds
 
+    def folder(self, name: str) -> Path:
+        """The folder a worker process opens the dataset from (made first if it is a built-in not yet on disk)."""
+        self.get(name)
+        return self._dir(name)
+
     def _load_or_make(self, name: str) -> Dataset:
         folder, legacy = self._dir(name), self._legacy(name)
         want = self.sizes.get(name)

@@ -1,10 +1,10 @@
 """Models on disk and in memory, one lock each.
 
-Layout (every file written atomically: temp file, fsync, ``os.replace``)::
+Layout (every file written atomically: temp file, fsync, ``os.replace``; the history in SQLite transactions)::
 
     DATA_DIR/models/{id}/checkpoint.npz   engine checkpoint; meta holds name, dataset, hyperparameters,
                                           seed, examples_seen, epoch, created
-    DATA_DIR/models/{id}/history.json     {"steps": [...], "evaluations": [...], "events": [...]}
+    DATA_DIR/models/{id}/history.sqlite   steps, evaluations and events, appended (`app.stores.history`);
                                           a step: step, loss, accuracy, learning_rate, epoch, time, and
                                           per layer index (absent = not recorded, as in older files)
                                           grad_norm, update_ratio, dead_relu ({"0": 0.12, ...})
@@ -13,11 +13,14 @@ Layout (every file written atomically: temp file, fsync, ``os.replace``)::
 A new model's folder is written under a temporary name (``.new-{id}``) and renamed into place, so a
 crash never leaves half a model; a deleted one is renamed to ``.deleted-*`` first. Leftovers of
 either are removed on load. A new model must fit the quotas (`app.quota.Quota`); saving one
-again never checks them (live training must not fail for want of space it already holds). On load,
-history past the checkpoint's step is dropped and optimizer state from another step is ignored, so a
-server killed between two writes still restarts cleanly.
+again never checks them (live training must not fail for want of space it already holds). A save
+commits the history first (what was appended since the last save), then the optimizer state, then the
+checkpoint; on load, history past the checkpoint's step is dropped and optimizer state from another
+step is ignored, so a server killed between two writes still restarts cleanly. A folder from an older
+version, with a ``history.json``, is migrated to ``history.sqlite`` on load.
 Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem, with
-the history of the training that made them from a companion ``{stem}.history.json`` when there is one.
+the history of the training that made them from a companion ``{stem}.history.json`` when there is one
+(kept in memory).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 import zipfile
@@ -41,22 +45,18 @@ from app.concurrency import FairLock
 from app.config import Settings
 from app.errors import NotFound
 from app.quota import Quota
+from app.stores.history import DB_NAME, History, read_json_history
 from engine.checkpoint import (
     CheckpointError,
     checkpoint_bytes,
     load_checkpoint,
 )
 from engine.fileio import atomic_write
-from engine.jsonio import dumps, read_json
 from engine.model import Model
 from engine.train import Hyperparameters
 
 log = logging.getLogger("cnnvis")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-def new_history() -> dict[str, list]:
-    return {"steps": [], "evaluations": [], "events": []}
 
 
 @dataclass(eq=False)
@@ -75,16 +75,23 @@ class ModelRecord:
     examples_seen: int = 0
     epoch: int = 0
     created: float = field(default_factory=time.time)
-    history: dict[str, list] = field(default_factory=new_history)
+    history: History = field(default_factory=History)  # a dict assigned replaces the whole history (History.reset_to)
     copied_from: str | None = None  # the id of the model this one was copied from (kept in the checkpoint's meta)
     optimizer_state: dict[str, np.ndarray] | None = None  # from disk, until a trainer takes it
     trainer: Any = None  # engine.train.Trainer once the model has trained in this process
     lock: FairLock = field(default_factory=FairLock)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``rec.history = {"steps": [], ...}`` (a reset) replaces the stored history at the next save
+        if name == "history" and not isinstance(value, History):
+            current = self.__dict__.get("history")
+            value = current.reset_to(value) if current is not None else History.from_dict(value)
+        object.__setattr__(self, name, value)
+
     def diverged(self) -> bool:
         """True when the last step's loss was NaN or infinite (the weights are no longer usable)."""
-        steps = self.history["steps"]
-        return bool(steps) and steps[-1].get("loss") is None
+        last = self.history.last_step
+        return last is not None and last.get("loss") is None
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -150,7 +157,7 @@ class ModelStore:
                 continue
             try:
                 records[path.stem] = rec = record_from_checkpoint(path.stem, path, read_only=True)
-                rec.history = _read_history(path.with_suffix(".history.json"), rec.step)  # the training that made it
+                rec.history = History.from_dict(read_json_history(path.with_suffix(".history.json"), rec.step))
             except CheckpointError as e:
                 log.warning("skipping shipped model %s: %s", path.name, e)
         for folder in sorted(self.root.iterdir()):
@@ -161,7 +168,7 @@ class ModelStore:
                 continue
             try:
                 records[folder.name] = self._load_folder(folder)
-            except CheckpointError as e:
+            except (CheckpointError, sqlite3.Error, OSError) as e:
                 log.warning("skipping model %s: %s", folder.name, e)
         with self._mutex:
             self._records = records
@@ -171,7 +178,7 @@ class ModelStore:
         if not ckpt.is_file():
             raise CheckpointError("no checkpoint.npz")
         rec = record_from_checkpoint(folder.name, ckpt, read_only=False)
-        rec.history = _read_history(folder / "history.json", rec.step)
+        rec.history = History.open(folder / DB_NAME, rec.step)
         rec.optimizer_state = _read_optimizer(folder / "optimizer.npz", rec.step)
         return rec
 
@@ -213,11 +220,13 @@ class ModelStore:
         tmp = self.root / f".new-{rec.id}"
         try:
             if self.quota is not None:
-                self.quota.check_bytes(sum(len(b) for b in files.values()))
+                self.quota.check_bytes(sum(len(b) for b in files.values()) + rec.history.disk_bytes())
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
+            rec.history.commit(tmp / DB_NAME)
             self._write(tmp, files)
             os.replace(tmp, self.root / rec.id)
+            rec.history.moved(self.root / rec.id / DB_NAME)
             with self._mutex:
                 self._records[rec.id] = rec
         finally:
@@ -239,11 +248,8 @@ class ModelStore:
             self.quota.forget()
 
     def snapshot(self, rec: ModelRecord) -> dict[str, bytes]:
-        """The files of a model as bytes; call while holding ``rec.lock``."""
-        files = {
-            "checkpoint.npz": checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta()),
-            "history.json": dumps(rec.history).encode(),
-        }
+        """The files of a model besides its history, as bytes; call while holding ``rec.lock``."""
+        files = {"checkpoint.npz": checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta())}
         opt = rec.trainer.optimizer_state() if rec.trainer is not None else rec.optimizer_state
         if opt:
             buf = io.BytesIO()
@@ -257,28 +263,17 @@ class ModelStore:
         if rec.read_only or not folder.is_dir() or rec.diverged():
             return  # a diverged model keeps its last finite weights on disk
         files = self.snapshot(rec)
+        rec.history.commit(folder / DB_NAME)  # first: the checkpoint's step decides which rows are kept on load
         self._write(folder, files)
         if "optimizer.npz" not in files:
             (folder / "optimizer.npz").unlink(missing_ok=True)
 
     @staticmethod
     def _write(folder: Path, files: dict[str, bytes]) -> None:
-        # Optimizer and history first: the checkpoint's step decides which of them are kept on load.
-        for name in ("optimizer.npz", "history.json", "checkpoint.npz"):
+        # Optimizer first: the checkpoint's step decides whether it is kept on load.
+        for name in ("optimizer.npz", "checkpoint.npz"):
             if name in files:
                 atomic_write(folder / name, files[name])
-
-
-def _read_history(path: Path, step: int) -> dict[str, list]:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        return new_history()
-    hist = new_history()
-    for key in hist:
-        items = data.get(key)
-        if isinstance(items, list):
-            hist[key] = [e for e in items if isinstance(e, dict) and isinstance(e.get("step"), int) and e["step"] <= step]
-    return hist
 
 
 def _read_optimizer(path: Path, step: int) -> dict[str, np.ndarray] | None:

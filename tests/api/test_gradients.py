@@ -100,7 +100,7 @@ def test_history_records_layer_figures(client, small_model):
 
 
 def test_old_history_without_layer_fields_still_loads(client, small_model, settings):
-    from app.stores.models import _read_history
+    from app.stores.history import read_json_history as _read_history
 
     path = settings.data_dir / "old-history.json"
     path.write_text('{"steps": [{"step": 1, "loss": 2.0, "accuracy": 0.1, "learning_rate": 0.01, "epoch": 0, "time": 0}],'

@@ -59,13 +59,14 @@ def test_broken_files_do_not_stop_the_server(settings):
     (models / ".new-abc").mkdir()  # a creation interrupted before its rename
     (models / "emptydir").mkdir()
     # the history and optimizer of a later step written, the checkpoint not (killed in between)
-    shutil.copy(models / good / "history.json", models / stale / "history.json")
+    shutil.copy(models / good / "history.sqlite", models / stale / "history.sqlite")
     shutil.copy(models / good / "optimizer.npz", models / stale / "optimizer.npz")
-    (models / good / "history.json").write_text("{not json")
+    (models / good / "history.sqlite").write_text("not a database")
     with open_client(settings) as c:
         ids = {m["id"] for m in c.get(f"{API}/models").json()}
         assert good in ids and stale in ids and bad not in ids and "emptydir" not in ids and SHIPPED_ID in ids
-        assert c.get(f"{API}/models/{good}/history").json()["steps"] == []
+        assert c.get(f"{API}/models/{good}/history").json()["steps"] == []  # the broken file is set aside
+        assert (models / good / "history.sqlite.broken").read_text() == "not a database"
         hist = c.get(f"{API}/models/{stale}/history").json()
         assert [s["step"] for s in hist["steps"]] == [1]  # history past the checkpoint's step is dropped
         assert c.post(f"{API}/models/{stale}/train", json={"steps": 1}).status_code == 200

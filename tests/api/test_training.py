@@ -113,11 +113,12 @@ def test_divergence_keeps_last_finite_weights(client, small_model, data_dir):
     assert load_checkpoint(data_dir / "models" / mid / "checkpoint.npz").step == 0
 
 
-def test_long_histories_are_thinned(data_dir, pretrained_dir):
-    from tests.api.conftest import make_settings, open_client
-
-    with open_client(make_settings(data_dir, pretrained_dir, max_history_steps=10)) as c:
-        mid = c.post(f"{API}/models", json={"spec": SMALL_SPEC}).json()["id"]
-        c.post(f"{API}/models/{mid}/train", json={"steps": 25, "batch_size": 2})
-        steps = [s["step"] for s in c.get(f"{API}/models/{mid}/history").json()["steps"]]
-        assert len(steps) <= 10 and steps[-1] == 25 and steps == sorted(steps) and steps[0] == 1
+def test_long_histories_are_kept_whole_and_sent_downsampled(client, small_model):
+    mid = small_model["id"]
+    client.post(f"{API}/models/{mid}/train", json={"steps": 25, "batch_size": 2})
+    body = client.get(f"{API}/models/{mid}/history?points=12").json()
+    steps = [s["step"] for s in body["steps"]]
+    assert len(steps) <= 12 and steps[-1] == 25 and steps == sorted(steps) and steps[0] == 1
+    assert body["downsampled"] and body["total_steps"] == 25
+    full = client.get(f"{API}/models/{mid}/history?from_step=0").json()
+    assert [s["step"] for s in full["steps"]] == list(range(1, 26)) and full["next_from_step"] is None

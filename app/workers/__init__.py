@@ -1,0 +1,1 @@
+"""Worker processes for CPU work: the training worker, its frames, and the pool the server keeps."""

@@ -1,0 +1,182 @@
+"""Training worker processes seen from the server: start, talk to, reuse and stop them.
+
+`WorkerProcess` wraps one ``python -m app.workers.train_worker`` child: `send` writes a command frame,
+a reader thread hands every answer to the ``deliver`` callback of whoever holds the worker (as
+``("frame", header, arrays)``) and, when the child's pipe closes, ``("exit", returncode)``.
+`WorkerPool` keeps finished workers warm for the next live session (a start costs an interpreter and
+NumPy), up to one per core, and stops them all with the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.workers import frames
+
+log = logging.getLogger("cnnvis")
+Deliver = Callable[[tuple], None]
+
+
+class WorkerGone(RuntimeError):
+    """The worker process has exited (killed, crashed or stopped)."""
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # where this server's `app` package is, installed or not
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")  # a worker is one core's training: N workers for N cores
+    return env
+
+
+class WorkerProcess:
+    """One training worker child process."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.workers.train_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=_worker_env())
+        self.pid = self.proc.pid
+        self._deliver: Deliver | None = None
+        self._send_lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self.reader = threading.Thread(target=self._read, name=f"cnnvis-worker-{self.pid}", daemon=True)
+        self.reader.start()
+
+    def attach(self, deliver: Deliver | None) -> None:
+        """Route the worker's answers to ``deliver`` (None: drop them)."""
+        with self._mutex:
+            self._deliver = deliver
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Send one command; `WorkerGone` when the process has exited."""
+        try:
+            with self._send_lock:
+                frames.write(self.proc.stdin, header, arrays)
+        except (BrokenPipeError, OSError, ValueError) as e:  # ValueError: the pipe was closed by `stop`
+            raise WorkerGone(f"the training worker (pid {self.pid}) has exited") from e
+
+    def _read(self) -> None:
+        try:
+            while True:
+                item = ("frame", *frames.read(self.proc.stdout))
+                with self._mutex:
+                    deliver = self._deliver
+                if deliver is not None:
+                    deliver(item)
+        except (EOFError, OSError, ValueError) as e:
+            if not isinstance(e, EOFError):
+                log.error("training worker %s sent a bad frame (%s); stopping it", self.pid, e)
+                self.proc.kill()
+        code = self.proc.wait()
+        self.proc.stdout.close()
+        with self._mutex:
+            deliver = self._deliver
+        if deliver is not None:
+            deliver(("exit", code))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to quit (it finishes the step it is in), then kill it if it has not."""
+        try:
+            self.send({"op": "quit"})
+            self.proc.stdin.close()
+        except (WorkerGone, OSError):
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        """Wait for the exit and for the reader to close the pipes (no file left open)."""
+        self.proc.wait()
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if threading.current_thread() is not self.reader:
+            self.reader.join(5)
+
+
+class WorkerPool:
+    """Idle workers kept for reuse (at most ``max_idle``); `acquire` starts a new one when none is idle."""
+
+    def __init__(self, max_idle: int | None = None):
+        self.max_idle = max(0, (os.cpu_count() or 1) if max_idle is None else max_idle)
+        self._idle: list[WorkerProcess] = []
+        self._all: set[WorkerProcess] = set()
+        self._mutex = threading.Lock()
+        self._closed = False
+
+    def acquire(self, deliver: Deliver) -> WorkerProcess:
+        with self._mutex:
+            if self._closed:
+                raise WorkerGone("the server is shutting down")
+            while self._idle:
+                w = self._idle.pop()
+                if w.alive():
+                    w.attach(deliver)
+                    return w
+                self._all.discard(w)
+        w = WorkerProcess()
+        w.attach(deliver)
+        with self._mutex:
+            self._all.add(w)
+        return w
+
+    def release(self, w: WorkerProcess) -> None:
+        """Take a worker back: kept idle (its model unloaded) if there is room, else stopped."""
+        w.attach(None)
+        keep = False
+        with self._mutex:
+            if not self._closed and w.alive() and len(self._idle) < self.max_idle:
+                self._idle.append(w)
+                keep = True
+            elif w in self._all:
+                self._all.discard(w)
+        if keep:
+            try:
+                w.send({"op": "unload"})
+            except WorkerGone:
+                self.discard(w)
+        else:
+            w.stop()
+
+    def discard(self, w: WorkerProcess) -> None:
+        """Forget a worker that died or must not be reused, killing it if it still runs."""
+        w.attach(None)
+        with self._mutex:
+            self._all.discard(w)
+            if w in self._idle:
+                self._idle.remove(w)
+        w.kill()
+
+    def pids(self) -> list[int]:
+        with self._mutex:
+            return sorted(w.pid for w in self._all if w.alive())
+
+    def shutdown(self) -> None:
+        with self._mutex:
+            self._closed = True
+            workers, self._idle, self._all = list(self._all), [], set()
+        for w in workers:
+            w.stop()
