@@ -1,6 +1,6 @@
 """``cnnvis``: serve the app, train and evaluate models, import and download datasets.
 
-    cnnvis [serve] [--host 127.0.0.1] [--port 8000] [--data-dir DIR]
+    cnnvis [serve] [--host 127.0.0.1] [--port 8000] [--data-dir DIR] [--ray auto|ADDRESS]
     cnnvis train --preset lenet5 --dataset digits --steps 2000 --lr 0.05 [--out model.npz]
     cnnvis evaluate CHECKPOINT --dataset digits
     cnnvis export MODEL_ID|CHECKPOINT --format onnx [-o PATH]
@@ -77,11 +77,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from app.security import host_allowlist, origin_keys
 
     os.environ["CNNVIS_DATA_DIR"] = str(_data_dir(args))
+    if args.ray:
+        os.environ["CNNVIS_RAY"] = args.ray
+    if args.workspaces:
+        os.environ["CNNVIS_WORKSPACES"] = "1"
     settings = get_settings()
+    if settings.ray:
+        from app.workers.ray_pool import RayMissing, import_ray
+
+        try:
+            import_ray()  # a missing extra fails here in one line, not inside uvicorn's startup
+        except RayMissing as e:
+            _fail(str(e))
     origin_keys(settings.allowed_origins)  # a bad setting fails here in one line, not inside uvicorn
     host_allowlist(settings.allowed_hosts)
     os.environ["CNNVIS_HOST"] = args.host  # the app accepts its bound address as a Host
-    print(f"cnn-visualizer on http://{args.host}:{args.port}  (data: {os.environ['CNNVIS_DATA_DIR']})", file=sys.stderr)
+    where = f"; live training on Ray ({settings.ray})" if settings.ray else ""
+    print(f"cnn-visualizer on http://{args.host}:{args.port}  (data: {os.environ['CNNVIS_DATA_DIR']}{where})", file=sys.stderr)
     uvicorn.run("app.main:app", host=args.host, port=args.port, workers=1, log_level=args.log_level)
 
 
@@ -255,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--data-dir", help=DATA_DIR_HELP)
     s.add_argument("--log-level", default="info")
+    s.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="run live trainings as Ray actors: 'auto' starts a local Ray, ADDRESS (HOST:6379) joins a "
+                        "cluster (default: $CNNVIS_RAY, else local worker processes; needs the ray extra)")
+    s.add_argument("--workspaces", action="store_true",
+                   help="a private workspace per browser (for a class on a shared server; CNNVIS_WORKSPACES=1)")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("train", help="train a model and save a checkpoint")

@@ -56,6 +56,10 @@ class Settings:
     # Where live trainings run: None, local worker processes; "auto", a local Ray; else a Ray cluster's
     # address to join (the `ray` extra; app.workers.ray_pool, docs/deploy.md).
     ray: str | None = None
+    # Private workspaces for a shared server (app.workspaces): each browser its own models, images and
+    # datasets, quotas counted per workspace; the teacher token (CNNVIS_TEACHER_TOKEN) sees every one.
+    workspaces: bool = False
+    teacher_token: str | None = field(default=None, repr=False)
 
     @property
     def models_dir(self) -> Path:
@@ -122,4 +126,6 @@ def get_settings() -> Settings:
         max_data_bytes=_int("CNNVIS_MAX_DATA_BYTES", defaults.max_data_bytes),
         image_ttl_s=float(_int("CNNVIS_IMAGE_TTL_S", int(defaults.image_ttl_s))),
         ray=env("CNNVIS_RAY") or None,
+        workspaces=env("CNNVIS_WORKSPACES", "0") in ("1", "true", "yes"),
+        teacher_token=env("CNNVIS_TEACHER_TOKEN") or None,
     )

@@ -12,6 +12,7 @@ from app.concurrency import CpuLimiter
 from app.config import Settings
 from app.quota import Quota
 from app.stores import DatasetStore, ImageStore, ModelRecord, ModelStore
+from app.workspaces import Viewer, viewer
 
 
 @dataclass
@@ -31,8 +32,11 @@ def get_state(request: Request) -> AppState:
 
 def get_record(state: Annotated[AppState, Depends(get_state)],
                model_id: Annotated[str, Path(max_length=64, description="a model id from GET /api/v1/models")]) -> ModelRecord:
+    """The model, as the request's viewer may see it (`app.workspaces`): another workspace's is 404, as a
+    missing id; one opened by its share token is a read-only view."""
     return state.models.get(model_id)
 
 
 State = Annotated[AppState, Depends(get_state)]
 Record = Annotated[ModelRecord, Depends(get_record)]
+Who = Annotated[Viewer, Depends(viewer)]  # the request's workspace (app.workspaces)

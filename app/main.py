@@ -42,6 +42,7 @@ from app.routes import (
 )
 from app.security import BodyLimit, HostCheck, OriginCheck, SecurityHeaders, host_allowlist, origin_keys
 from app.services.live import LiveRegistry
+from app.workspaces import Workspaces
 from app.stores import DatasetStore, ImageStore, ModelStore
 from engine.fileio import remove_stray_temps
 
@@ -91,7 +92,12 @@ def make_state(settings: Settings) -> AppState:
     store.load()
     state = AppState(settings=settings, models=store, datasets=DatasetStore(settings, quota), images=ImageStore(settings),
                      cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), quota=quota, live=None)
-    state.live = LiveRegistry(state)
+    pool = None  # LiveRegistry's default: local worker processes
+    if settings.ray:
+        from app.workers.ray_pool import RayPool  # imports Ray only when it is chosen
+
+        pool = RayPool(settings.ray)
+    state.live = LiveRegistry(state, pool)
     return state
 
 
@@ -136,9 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_archive_bytes if path in ARCHIVE_PATHS else settings.max_upload_bytes
 
     # Added innermost first: compression (none on loopback or for small bodies, else zstd 3 or brotli 1,
-    # measured in app/compression.py), the body cap, the origin check, the Host allowlist, and outermost
+    # measured in app/compression.py), the workspace of the request, the body cap, the origin check, the Host allowlist, and outermost
     # the headers every answer carries.
     app.add_middleware(Compression)
+    app.add_middleware(Workspaces, settings=settings)  # who is asking (a no-op unless workspaces are on)
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(OriginCheck, allowed=origin_keys(settings.allowed_origins))
     app.add_middleware(AdmissionLimit, limit=settings.max_in_flight)

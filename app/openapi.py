@@ -50,6 +50,7 @@ ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("patch", "/api/v1/models/{model_id}"): (409,),
     ("delete", "/api/v1/models/{model_id}"): (409,),
     ("post", "/api/v1/models/{model_id}/reset"): (409,),
+    ("post", "/api/v1/models/{model_id}/share"): (409,),
     ("post", "/api/v1/models/{model_id}/forward"): (409, 415),
     ("post", "/api/v1/models/{model_id}/explain"): (409, 415),
     ("post", "/api/v1/models/{model_id}/gradients"): (409, 415),

@@ -12,6 +12,11 @@ to a full quota is worse than going a little over it.
 Every file counts, the models' history databases among them (``history.sqlite`` and its ``-wal``):
 a history is kept whole (`app.stores.history`), so it grows with training, and what bounds it is
 this quota (a full data directory refuses new models, images and datasets) and the disk.
+
+With workspaces on (`app.workspaces`), a student's request is measured against its own workspace:
+``max_models``, ``max_images``, ``max_datasets`` and ``max_data_bytes`` then bound each workspace,
+its bytes being the sum of what the stores report it owns (`track`) plus its uploaded images,
+measured afresh at each check. The teacher, and a server without workspaces, count the whole directory.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 from app.config import Settings
 from app.errors import QuotaExceeded
+from app.workspaces import current
 
 GIB, MIB = 1024**3, 1024**2
 
@@ -61,6 +67,17 @@ class Quota:
         self._mutex = threading.Lock()
         self._used: int | None = None
         self._measured = 0.0
+        self._owned: list[Callable[[str], int]] = []  # each store's bytes owned by a workspace
+
+    def track(self, owned_bytes: Callable[[str], int]) -> None:
+        """Count ``owned_bytes(workspace)`` in that workspace's usage (a store registers itself)."""
+        self._owned.append(owned_bytes)
+
+    def workspace_bytes(self, owner: str) -> int:
+        """Bytes the workspace ``owner`` holds: what the stores report, plus its uploaded images."""
+        from app.stores.images import owned_image_bytes  # the stores import this module
+
+        return sum(f(owner) for f in self._owned) + owned_image_bytes(self.root / "images", owner)
 
     def used_bytes(self) -> int:
         """Bytes under DATA_DIR: the cached figure, measured again when older than ``ttl_s``."""
@@ -73,6 +90,17 @@ class Quota:
         """Raise `QuotaExceeded` if writing ``adding`` more bytes would take DATA_DIR past
         ``max_data_bytes``; otherwise count them as written (until the next measurement)."""
         if self.max_bytes <= 0:
+            return
+        viewer = current()
+        if viewer.scoped:
+            used = self.workspace_bytes(viewer.workspace)
+            if used + adding > self.max_bytes:
+                raise QuotaExceeded(
+                    f"your workspace is full: it holds {_size(used)} and this would add {_size(adding)}, beyond its "
+                    f"limit of {_size(self.max_bytes)} (max_data_bytes, per workspace; CNNVIS_MAX_DATA_BYTES); "
+                    "delete models, images or datasets to make room",
+                    limit=self.max_bytes, used=used, setting="CNNVIS_MAX_DATA_BYTES",
+                )  # fmt: skip
             return
         used = self.used_bytes()
         with self._mutex:
@@ -90,7 +118,7 @@ class Quota:
         """Raise `QuotaExceeded` if ``count`` saved models plus ``adding`` new ones exceed ``max_models``."""
         if self.max_models > 0 and count + adding > self.max_models:
             raise QuotaExceeded(
-                f"there are {count} models, the limit (max_models; raise CNNVIS_MAX_MODELS, 0 for no limit) is "
+                f"there are {count} models{' in your workspace' if current().scoped else ''}, the limit (max_models; raise CNNVIS_MAX_MODELS, 0 for no limit) is "
                 f"{self.max_models}; delete a model to make room",
                 limit=self.max_models, used=count, setting="CNNVIS_MAX_MODELS",
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""``python -m bench engine|training|api|load|explain|features|page|history [--json]``: print a table, or the same figures as JSON."""
+"""``python -m bench engine|training|api|load|explain|features|page|history|scale [--json]``: print a table, or the same figures as JSON."""
 
 from __future__ import annotations
 

@@ -9,9 +9,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 
-from app.deps import State
+from app.deps import State, Who
 from app.errors import Invalid, NotFound
 from app.schemas import ImportDataset
+from app.workspaces import EVERYONE
 from engine.data.images import array_to_png
 from engine.data.shape_infer import MAX_INPUT_SIDE, MIN_INPUT_SIDE
 
@@ -33,8 +34,10 @@ def get_dataset(name: Name, state: State) -> dict:
 
 
 @router.delete("/datasets/{name}", status_code=204, summary="Delete an imported dataset (not a built-in, nor one a model trains on)")
-def delete_dataset(name: Name, state: State) -> Response:
-    state.datasets.delete(name, used_by=[rec.id for rec in state.models.list() if rec.dataset == name])
+def delete_dataset(name: Name, state: State, who: Who) -> Response:
+    users = [rec for rec in state.models.list(EVERYONE) if rec.dataset == name]
+    visible = [rec.id for rec in users if state.models.visible(rec, who)]
+    state.datasets.delete(name, used_by=visible + (["in other workspaces"] if len(visible) < len(users) else []))
     return Response(status_code=204)
 
 

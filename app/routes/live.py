@@ -11,7 +11,8 @@ tensor as ``{shape, dtype, offset, length}``, then the raw little-endian arrays 
 offsets): about 25 % smaller than base64 and decoded without copies. Without it, activations stay
 JSON text with base64 tensors, as for the REST forward answer.
 
-Close codes, 4000 + the HTTP status they stand for: 4403 another origin, 4404 no such model, 4409 the
+Close codes, 4000 + the HTTP status they stand for: 4403 another origin, 4404 no such model (or, with
+workspaces on, another workspace's, even with its share token: a share link reads, never trains), 4409 the
 model already has a live connection, and 4410 with reason ``"model deleted"`` when
 ``DELETE /api/v1/models/{id}`` deleted the model while connected (its training stopped unsaved and
 the model is gone when the close arrives; the client should not reconnect).
@@ -69,7 +70,7 @@ async def live(ws: WebSocket, model_id: str) -> None:
             pass
 
     try:
-        rec = state.models.get(model_id)
+        rec = state.models.get(model_id, shared=False)  # another workspace's model: 4404, as a missing one
         session = state.live.open(rec, emit, lambda code, reason: emit(_Close(code, reason)),
                                   binary=ws.query_params.get("format") == "binary")
     except AppError as e:

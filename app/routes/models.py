@@ -63,3 +63,12 @@ def delete_model(rec: Record, state: State) -> Response:
 @router.post("/models/{model_id}/reset", summary="New weights from a seed; step and history start afresh")
 def reset_model(rec: Record, state: State, body: ResetRequest | None = None) -> dict:
     return service.reset(state, rec, body.seed if body else None)
+
+
+@router.post("/models/{model_id}/share", summary="A read-only share link for a model (workspaces on; its workspace only)",
+             description="Answers a new token (the previous one stops working): a request with `?share=<token>` or the "
+                         "header `X-Share-Token` may then read the model (GET, forward, explanations, pictures, checkpoint) "
+                         "but not change, train or delete it (409). 409 too for a shipped or shared-with-you model, or "
+                         "when the server runs without workspaces.")
+def share_model(rec: Record, state: State) -> dict:
+    return service.share(state, rec)

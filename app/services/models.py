@@ -12,6 +12,7 @@ from app.errors import Conflict, Invalid
 from app.schemas import CreateModel, PatchModel, layer_json, model_json
 from app.services.training import apply_changes, record_event
 from app.stores.models import ModelRecord, record_from_checkpoint
+from app.workspaces import new_share_token, share_hash
 from engine.checkpoint import CheckpointError, checkpoint_bytes
 from engine.model import Model
 from engine.presets import PRESETS, preset_spec
@@ -159,8 +160,22 @@ def copy_model(state: AppState, src: ModelRecord, rid: str, req: CreateModel) ->
 
 def writable(rec: ModelRecord, doing: str = "change") -> None:
     if rec.read_only:
-        raise Conflict(f"model {rec.id!r} is a shipped, read-only model and cannot {doing}; copy it first with "
+        what = "shared with you read-only" if rec.owner else "a shipped, read-only model"
+        raise Conflict(f"model {rec.id!r} is {what} and cannot {doing}; copy it first with "
                        f'POST /api/v1/models {{"from": "{rec.id}"}}')
+
+
+def share(state: AppState, rec: ModelRecord) -> dict[str, Any]:
+    """A new share-link token for the model (the previous one stops working): ``?share=<token>`` or the
+    ``X-Share-Token`` header then reads it, read-only. Only its workspace (or the teacher) may share it."""
+    if not state.settings.workspaces:
+        raise Conflict("this server has no workspaces (CNNVIS_WORKSPACES=1 turns them on): every model is visible to everyone already")
+    writable(rec, "be shared")
+    token = new_share_token()
+    with rec.lock.hold(state.settings.lock_wait_s):
+        rec.share = share_hash(token)
+        state.models.save(rec)
+    return {"model_id": rec.id, "token": token, "query": f"share={token}"}
 
 
 def patch(state: AppState, rec: ModelRecord, req: PatchModel) -> dict[str, Any]:
@@ -212,7 +227,8 @@ def delete(state: AppState, rec: ModelRecord) -> None:
 def export_checkpoint(state: AppState, rec: ModelRecord) -> tuple[bytes, str]:
     """``(npz bytes, file name)``."""
     with rec.lock.hold(state.settings.lock_wait_s):
-        data = checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta())
+        meta = {k: v for k, v in rec.meta().items() if k not in rec.access()}  # no workspace id or share hash
+        data = checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=meta)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", rec.name).strip("-.")[:60] or rec.id
     return data, f"{safe}.npz"
 

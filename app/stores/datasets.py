@@ -9,6 +9,10 @@ Built-ins are listed before they exist (their shape and classes are known); the 
 needs one generates it, once, under a lock per name. Imports are budgeted before any decoding (images
 x C x H x W against ``max_dataset_bytes``), in CPU time (``max_import_seconds``) and in number
 (``max_datasets``).
+
+Workspaces (`app.workspaces`): an import's ``dataset.json`` names its ``owner``; other workspaces
+neither list nor open it (NotFound), and ``max_datasets`` counts the importer's own. Built-ins are
+everyone's. Names stay one namespace: importing under a name another workspace took is 409.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, QuotaExceeded, TooLarge
 from app.quota import Quota, folder_bytes
+from app.workspaces import EVERYONE, Viewer, current
 from engine.data.archive import ArchiveError
 from engine.data.cifar import load_cifar10
 from engine.data.dataset import (
@@ -40,6 +45,7 @@ from engine.data.dataset import (
 from engine.data.folder import load_image_folder
 from engine.data.idx import load_mnist
 from engine.data.registry import BUILTIN_INFO, builtin_dataset
+from engine.jsonio import read_json, write_json
 
 log = logging.getLogger("cnnvis")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -71,6 +77,8 @@ class DatasetStore:
         self._info: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._mutex = threading.Lock()
+        if quota is not None:
+            quota.track(self.owned_bytes)
 
     def _dir(self, name: str) -> Path:
         return self.root / name
@@ -82,20 +90,35 @@ class DatasetStore:
         with self._mutex:
             return self._locks.setdefault(name, threading.Lock())
 
-    def imported(self) -> list[str]:
-        """Names of the imported datasets (not the built-ins), sorted."""
+    def imported(self, viewer: Viewer | None = None) -> list[str]:
+        """Names of the imported datasets (not the built-ins) ``viewer`` (default: the request's) may see, sorted."""
         if not self.root.is_dir():
             return []
+        viewer = viewer or current()
         found = {p.name for p in self.root.iterdir() if p.is_dir() and (p / INFO_FILE).is_file()}
         found |= {p.stem for p in self.root.glob("*.npz")}
-        return sorted(n for n in found if NAME_RE.match(n) and n not in BUILTINS)
+        return sorted(n for n in found if NAME_RE.match(n) and n not in BUILTINS and self._visible(n, viewer))
+
+    def owner(self, name: str) -> str | None:
+        """The workspace that imported ``name`` (None: a built-in, or imported without workspaces)."""
+        info = read_json(self._dir(name) / INFO_FILE) if name not in BUILTINS else None
+        return info.get("owner") if isinstance(info, dict) and isinstance(info.get("owner"), str) else None
+
+    def _visible(self, name: str, viewer: Viewer) -> bool:
+        return name in BUILTINS or viewer.teacher or viewer.owns(self.owner(name))
+
+    def owned_bytes(self, owner: str) -> int:
+        """The bytes of ``owner``'s imported datasets (for its quota)."""
+        return sum(folder_bytes(self._dir(n)) for n in self.imported(Viewer(owner)))
 
     def names(self) -> list[str]:
         return [*BUILTINS, *self.imported()]
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: str, viewer: Viewer | None = None) -> bool:
+        """Whether ``name`` is a dataset ``viewer`` (default: the request's) may see."""
         return name in BUILTINS or (
             bool(NAME_RE.match(name)) and ((self._dir(name) / INFO_FILE).is_file() or self._legacy(name).is_file())
+            and self._visible(name, viewer or current())
         )
 
     def summary(self, name: str) -> dict[str, Any]:
@@ -242,7 +265,8 @@ class DatasetStore:
 
     def check_quota(self) -> None:
         """Raise `QuotaExceeded` (507) when ``max_datasets`` imported datasets exist already."""
-        limit, count = self.settings.max_datasets, len(self.imported())
+        viewer = current()
+        limit, count = self.settings.max_datasets, len(self.imported(viewer if viewer.scoped else EVERYONE))
         if limit > 0 and count >= limit:
             raise QuotaExceeded(
                 f"there are {count} imported datasets, the limit (max_datasets; raise CNNVIS_MAX_DATASETS, 0 for no "
@@ -262,7 +286,7 @@ class DatasetStore:
             raise Invalid("name must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
         s = self.settings
         with self._lock(name):
-            if self.exists(name):
+            if self.exists(name, EVERYONE):  # any workspace's: one folder per name
                 raise Conflict(f"a dataset named {name!r} already exists; choose another name")
             self.check_quota()
             report, folder = None, self._dir(name)
@@ -290,9 +314,18 @@ class DatasetStore:
                 except QuotaExceeded:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise
+            self._own(folder)
             with self._mutex:
                 self._loaded[name] = ds
         return ds, report
+
+    @staticmethod
+    def _own(folder: Path) -> None:
+        """Name the importing workspace in ``dataset.json`` (nothing with workspaces off)."""
+        owner = current().workspace
+        info = read_json(folder / INFO_FILE)
+        if owner is not None and isinstance(info, dict):
+            write_json(folder / INFO_FILE, info | {"owner": owner})
 
     def _read_format(self, fmt: str, path: str | Path, name: str) -> Dataset:
         """An MNIST-like or CIFAR-10 dataset read into memory (their files are bounded), checked against the budget."""

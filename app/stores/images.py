@@ -8,6 +8,10 @@ Quota and expiry: at most ``max_images`` uploads are kept (`QuotaExceeded`, 507,
 it off). The ``.json``'s mtime is the upload's last use: a forward pass on it or a read of its file
 touches it, and uploads unused for ``image_ttl_s`` (0 keeps them forever) are deleted by a sweep
 (one directory listing, no file read) when the store starts and before each new upload.
+
+Workspaces (`app.workspaces`): the ``.json`` names the ``owner`` workspace; another workspace's
+upload is missing (NotFound) to every method, the quota counts the uploader's own, and with
+workspaces off no owner is written and nothing extra is read.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from app.config import Settings
 from app.errors import NotFound, QuotaExceeded
 from app.images import MEDIA_TYPES, DecodeLedger, decode_image, model_input, png_copy, release_memory
 from engine.fileio import atomic_write
+from app.workspaces import Viewer, current
 from engine.jsonio import read_json, write_json
 
 IMAGE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -58,11 +63,16 @@ class ImageStore:
         img = self.decode(data, fit=(1, 1))  # every byte decoded (JPEG at 1/8 scale), no pixel kept
         width, height = img.info["full_size"]
         image_id = secrets.token_hex(8)
+        viewer = current()
         info = {"id": image_id, "width": width, "height": height, "format": img.format}
+        if viewer.workspace is not None:
+            info["owner"] = viewer.workspace
         del img
         release_memory(width, height)
         with self._quota:
             count = self.sweep()
+            if viewer.scoped:
+                count = len(self.owned(viewer.workspace))
             if self.max_images and count >= self.max_images:
                 expiry = (f"uploads no model or page uses expire after {self.ttl_s / 3600:g} h" if self.ttl_s > 0
                           else "unused uploads do not expire here")
@@ -96,6 +106,19 @@ class ImageStore:
             self._remove(image_id)
         return len(last_used) - len(expired)
 
+    def owned(self, owner: str) -> list[str]:
+        """The ids of ``owner``'s uploads (reads each ``.json``: a workspace's quota check)."""
+        return owned_images(self.root, owner)
+
+    def _check(self, image_id: str, viewer: Viewer | None = None) -> None:
+        """NotFound unless ``viewer`` (default: the request's) may see the upload; no file read when it sees all."""
+        viewer = viewer or current()
+        if viewer.teacher:
+            return
+        info = read_json(self.root / f"{image_id}.json") if IMAGE_ID_RE.match(image_id) else None
+        if not isinstance(info, dict) or not viewer.owns(info.get("owner")):
+            raise NotFound(f"no image with id {image_id!r}; upload one with POST /api/v1/images")
+
     def touch(self, image_id: str) -> None:
         """Record a use of the upload now (the ``.json``'s mtime), so the sweep keeps it."""
         try:
@@ -107,6 +130,7 @@ class ImageStore:
         path = self.root / f"{image_id}{suffix}"
         if not IMAGE_ID_RE.match(image_id) or not path.is_file():
             raise NotFound(f"no image with id {image_id!r}; upload one with POST /api/v1/images")
+        self._check(image_id)
         return path
 
     def delete(self, image_id: str) -> None:
@@ -142,6 +166,7 @@ class ImageStore:
     def input_for(self, image_id: str, input_shape: tuple[int, int, int], fit: str = "crop") -> np.ndarray:
         """The stored image preprocessed for a model (``fit`` "crop" or "pad"): ``(C, H, W)`` float32 in [0, 1] (cached)."""
         key = (image_id, tuple(input_shape), fit)
+        self._check(image_id)  # before the cache: a cached preprocessing is no less private
         self.touch(image_id)
         with self._mutex:
             if key in self._cache:
@@ -163,3 +188,29 @@ class ImageStore:
         del img
         release_memory(*full)
         return x
+
+
+def owned_images(root: Path, owner: str) -> list[str]:
+    """The ids of the uploads in ``root`` whose ``.json`` names ``owner``."""
+    try:
+        names = [e.name for e in os.scandir(root) if e.name.endswith(".json")]
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        info = read_json(root / name)
+        if isinstance(info, dict) and info.get("owner") == owner and IMAGE_ID_RE.match(name[:-5]):
+            found.append(name[:-5])
+    return found
+
+
+def owned_image_bytes(root: Path, owner: str) -> int:
+    """The bytes of ``owner``'s uploads in ``root`` (for its quota)."""
+    total = 0
+    for image_id in owned_images(root, owner):
+        for suffix in (".bin", ".json"):
+            try:
+                total += (root / f"{image_id}{suffix}").stat().st_size
+            except FileNotFoundError:
+                continue
+    return total

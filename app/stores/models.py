@@ -21,10 +21,18 @@ version, with a ``history.json``, is migrated to ``history.sqlite`` on load.
 Shipped models (``*.npz`` in the pretrained folder) are listed read-only under their file stem, with
 the history of the training that made them from a companion ``{stem}.history.json`` when there is one
 (kept in memory).
+
+Workspaces (`app.workspaces`): a saved model's meta names its ``owner`` (the workspace that made,
+copied or imported it) and, once shared by link, the ``share`` hash of its token. `list`, `get` and
+`count` answer for the request's viewer: another workspace's model is missing (NotFound), except to
+the teacher, and to a request carrying its share token, which gets a read-only view of it. Shipped
+models are everyone's. With workspaces off, the viewer sees everything and no owner is written.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hmac
 import io
 import logging
 import os
@@ -44,7 +52,8 @@ import numpy as np
 from app.concurrency import FairLock
 from app.config import Settings
 from app.errors import NotFound
-from app.quota import Quota
+from app.quota import Quota, folder_bytes
+from app.workspaces import Viewer, current, valid_owner
 from app.stores.history import DB_NAME, History, read_json_history
 from engine.checkpoint import (
     CheckpointError,
@@ -77,6 +86,8 @@ class ModelRecord:
     created: float = field(default_factory=time.time)
     history: History = field(default_factory=History)  # a dict assigned replaces the whole history (History.reset_to)
     copied_from: str | None = None  # the id of the model this one was copied from (kept in the checkpoint's meta)
+    owner: str | None = None  # the workspace that made it (None: shipped, or workspaces off)
+    share: str | None = None  # the hash of its share-link token (app.workspaces.share_hash), once shared
     optimizer_state: dict[str, np.ndarray] | None = None  # from disk, until a trainer takes it
     trainer: Any = None  # engine.train.Trainer once the model has trained in this process
     lock: FairLock = field(default_factory=FairLock)
@@ -97,7 +108,15 @@ class ModelRecord:
         return {
             "name": self.name, "dataset": self.dataset, "hyperparameters": self.hp.to_dict(), "seed": self.seed,
             "examples_seen": self.examples_seen, "epoch": self.epoch, "created": self.created,
-        } | ({"copied_from": self.copied_from} if self.copied_from else {})  # fmt: skip
+        } | ({"copied_from": self.copied_from} if self.copied_from else {}) | self.access()  # fmt: skip
+
+    def access(self) -> dict[str, str]:
+        """The workspace fields of the meta (none with workspaces off): kept on disk, left out of downloads."""
+        return {k: v for k, v in (("owner", self.owner), ("share", self.share)) if v}
+
+    def shared_view(self) -> ModelRecord:
+        """The same model, read-only (for a share link): same weights, lock and history, never saved."""
+        return dataclasses.replace(self, read_only=True)
 
 
 def _hyperparameters(meta: dict[str, Any]) -> Hyperparameters:
@@ -119,6 +138,7 @@ def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, *
     dataset = meta.get("dataset")
     created = meta.get("created")
     source = meta.get("copied_from")
+    share = meta.get("share")
     return ModelRecord(
         id=rid,
         name=str(meta.get("name") or rid)[:100],
@@ -133,6 +153,8 @@ def record_from_checkpoint(rid: str, source: Path | bytes, *, read_only: bool, *
         epoch=_int(meta, "epoch"),
         created=created if isinstance(created, (int, float)) else time.time(),
         copied_from=source if isinstance(source, str) and ID_RE.match(source) else None,
+        owner=None if read_only else valid_owner(meta.get("owner")),
+        share=share if isinstance(share, str) and re.fullmatch(r"[0-9a-f]{32}", share) else None,
     )
 
 
@@ -144,8 +166,10 @@ class ModelStore:
         self.pretrained = Path(settings.pretrained_dir)
         self.quota = quota
         self._records: dict[str, ModelRecord] = {}
-        self._adding: set[str] = set()  # ids being written: they count against max_models already
+        self._adding: dict[str, str | None] = {}  # ids being written, with their owner: they count against max_models already
         self._mutex = threading.Lock()
+        if quota is not None:
+            quota.track(self.owned_bytes)
 
     # ---- loading ---------------------------------------------------------------------------
     def load(self) -> None:
@@ -183,21 +207,46 @@ class ModelStore:
         return rec
 
     # ---- lookup ----------------------------------------------------------------------------
-    def list(self) -> list[ModelRecord]:
+    @staticmethod
+    def visible(rec: ModelRecord, viewer: Viewer) -> bool:
+        """Shipped models to everyone; saved ones to their workspace and the teacher."""
+        return (rec.read_only and rec.owner is None) or viewer.owns(rec.owner)
+
+    def list(self, viewer: Viewer | None = None) -> list[ModelRecord]:
+        """The models ``viewer`` (default: the request's) may see, shipped ones first."""
+        viewer = viewer or current()
         with self._mutex:
-            return sorted(self._records.values(), key=lambda r: (not r.read_only, r.created, r.id))
+            records = [r for r in self._records.values() if self.visible(r, viewer)]
+        return sorted(records, key=lambda r: (not r.read_only, r.created, r.id))
 
-    def count(self) -> int:
-        """How many saved (not shipped) models there are, counting those being added."""
+    def count(self, viewer: Viewer | None = None) -> int:
+        """How many saved (not shipped) models there are, counting those being added: the viewer's own
+        when workspaces are on (a teacher's are those made with the teacher token)."""
+        viewer = viewer or current()
         with self._mutex:
-            return self._count_locked()
+            return self._count_locked(viewer.workspace)
 
-    def _count_locked(self) -> int:
-        return sum(not r.read_only for r in self._records.values()) + len(self._adding)
+    def _count_locked(self, owner: str | None) -> int:
+        if owner is None:
+            return sum(not r.read_only for r in self._records.values()) + len(self._adding)
+        return (sum(not r.read_only and r.owner == owner for r in self._records.values())
+                + sum(o == owner for o in self._adding.values()))
 
-    def get(self, model_id: str) -> ModelRecord:
+    def owned_bytes(self, owner: str) -> int:
+        """The bytes of ``owner``'s model folders (for its quota)."""
+        with self._mutex:
+            ids = [r.id for r in self._records.values() if r.owner == owner and not r.read_only]
+        return sum(folder_bytes(self.root / rid) for rid in ids)
+
+    def get(self, model_id: str, viewer: Viewer | None = None, *, shared: bool = True) -> ModelRecord:
+        """The model, as ``viewer`` (default: the request's) may see it: NotFound when it may not, exactly
+        as for a missing id; a read-only view when only its share token (and ``shared``) lets it in."""
+        viewer = viewer or current()
         with self._mutex:
             rec = self._records.get(model_id) if ID_RE.match(model_id) else None
+        if rec is not None and not self.visible(rec, viewer):
+            ok = shared and viewer.share and rec.share and hmac.compare_digest(viewer.share, rec.share)
+            rec = rec.shared_view() if ok else None
         if rec is None:
             raise NotFound(f"no model with id {model_id!r}; GET /api/v1/models lists them")
         return rec
@@ -212,11 +261,12 @@ class ModelStore:
     def add(self, rec: ModelRecord) -> ModelRecord:
         """Write a new model's folder under a temporary name, rename it into place, then list it;
         `QuotaExceeded` (507) when it would be one model too many or its files too many bytes."""
+        rec.owner, rec.share = current().workspace, None  # the maker's workspace (None with workspaces off)
         files = self.snapshot(rec)
         with self._mutex:
             if self.quota is not None:
-                self.quota.check_models(self._count_locked())
-            self._adding.add(rec.id)
+                self.quota.check_models(self._count_locked(rec.owner))
+            self._adding[rec.id] = rec.owner
         tmp = self.root / f".new-{rec.id}"
         try:
             if self.quota is not None:
@@ -232,7 +282,7 @@ class ModelStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             with self._mutex:
-                self._adding.discard(rec.id)
+                self._adding.pop(rec.id, None)
         return rec
 
     def delete(self, rec: ModelRecord) -> None:

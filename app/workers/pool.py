@@ -121,7 +121,7 @@ class WorkerPool:
     """Idle workers kept for reuse (at most ``max_idle``); `acquire` starts a new one when none is idle."""
 
     def __init__(self, max_idle: int | None = None):
-        self.max_idle = max(0, (os.cpu_count() or 1) if max_idle is None else max_idle)
+        self.max_idle = max(0, (os.cpu_count() or 1) if max_idle is None else max_idle)  # also the workers kept warm
         self._idle: list[WorkerProcess] = []
         self._all: set[WorkerProcess] = set()
         self._mutex = threading.Lock()
@@ -137,11 +137,18 @@ class WorkerPool:
                     w.attach(deliver)
                     return w
                 self._all.discard(w)
-        w = WorkerProcess()
+        return self._start(deliver)
+
+    def _start(self, deliver: Deliver) -> WorkerProcess:
+        """A new worker, attached and counted (a subclass starts its own kind in `_spawn`)."""
+        w = self._spawn()
         w.attach(deliver)
         with self._mutex:
             self._all.add(w)
         return w
+
+    def _spawn(self) -> WorkerProcess:
+        return WorkerProcess()
 
     def release(self, w: WorkerProcess) -> None:
         """Take a worker back: kept idle (its model unloaded) if there is room, else stopped."""

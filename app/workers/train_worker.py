@@ -30,6 +30,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -158,6 +159,24 @@ def _read_commands(stream: BinaryIO, commands: queue.Queue) -> None:
         os._exit(0)  # the server closed the pipe or died: nothing of ours is left to save
 
 
+def serve(worker: Worker, next_command: Callable[[bool], tuple[dict, dict] | None]) -> None:
+    """The worker's loop: take the next command (``next_command(block)``, blocking only while idle; None
+    when there is none), handle it, take a step while playing; returns on ``quit``. A failure stops
+    playing and is reported; the worker stays up for the server to decide."""
+    while True:
+        try:
+            item = next_command(not worker.playing)
+            if item is not None:
+                worker.handle(*item)
+            if worker.playing:
+                worker.step()
+        except SystemExit:
+            return
+        except Exception as e:  # noqa: BLE001
+            worker.playing = False
+            worker.send({"op": "error", "detail": f"{type(e).__name__}: {e}"})
+
+
 def main() -> None:
     out = os.fdopen(os.dup(1), "wb")  # the frames go here; anything printed goes to stderr instead
     os.dup2(2, 1)
@@ -165,23 +184,16 @@ def main() -> None:
     keep_freed_memory()  # as `cnnvis serve` does: steps reuse freed memory instead of faulting it in again
     commands: queue.Queue = queue.Queue()
     threading.Thread(target=_read_commands, args=(sys.stdin.buffer, commands), daemon=True).start()
-    worker = Worker(out)
-    while True:
+
+    def next_command(block: bool) -> tuple[dict, dict] | None:
         try:
-            header, arrays = commands.get(block=not worker.playing)
+            return commands.get(block=block)
         except queue.Empty:
-            header = None
-        try:
-            if header is not None:
-                worker.handle(header, arrays)
-            if worker.playing:
-                worker.step()
-        except SystemExit:
-            out.flush()
-            os._exit(0)  # not a normal exit: the reader thread is blocked on stdin
-        except Exception as e:  # noqa: BLE001  the server decides what a failure means; the worker stays up
-            worker.playing = False
-            worker.send({"op": "error", "detail": f"{type(e).__name__}: {e}"})
+            return None
+
+    serve(Worker(out), next_command)
+    out.flush()
+    os._exit(0)  # not a normal exit: the reader thread is blocked on stdin
 
 
 if __name__ == "__main__":
