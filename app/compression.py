@@ -71,10 +71,19 @@ class Compression:
     def __init__(self, app: ASGIApp, min_bytes: int = MIN_BYTES, codecs: dict[str, Callable[[bytes], bytes]] | None = None):
         self.app, self.min_bytes = app, min_bytes
         self.codecs = codecs if codecs is not None else _codecs()
+        self.last: tuple[str | None, bool] = (None, False)  # the last client address and whether it is loopback
+
+    def loopback(self, address: str) -> bool:
+        """`is_loopback`, remembered for the last address (a browser's requests come from one)."""
+        seen, verdict = self.last
+        if address != seen:
+            verdict = is_loopback(address)
+            self.last = (address, verdict)
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] != "http" or scope.get("method") == "HEAD" or (client and is_loopback(client[0])):
+        if scope["type"] != "http" or scope.get("method") == "HEAD" or (client and self.loopback(client[0])):
             await self.app(scope, receive, send)
             return
         codec = choose(Headers(scope=scope).get("accept-encoding", ""), self.codecs)

@@ -89,28 +89,36 @@ def to_json(body: Any, dtype: WireDtype = "float32") -> Any:
 
 
 def pack(body: Any, dtype: WireDtype = "float32") -> bytes:
-    """A body holding ndarrays -> the binary form (see the module docstring)."""
+    """A body holding ndarrays -> the binary form (see the module docstring).
+
+    One walk of ``body`` puts a descriptor in place of each array; after that only the descriptors'
+    offsets change, so settling the header's length re-serializes it without walking the body
+    again, and the arrays are joined from their own buffers (one copy, not ``tobytes()`` then a join).
+    The bytes are the same as before these two savings (tests/api/test_wire.py).
+    """
     arrays: list[np.ndarray] = []
+    descriptors: list[dict[str, Any]] = []
 
-    def collect(a: np.ndarray) -> np.ndarray:
+    def describe(a: np.ndarray) -> dict[str, Any]:
         arrays.append(_wire(a, dtype))
-        return arrays[-1]
+        descriptors.append({"shape": list(arrays[-1].shape), "dtype": dtype, "offset": 0, "length": arrays[-1].nbytes})
+        return descriptors[-1]
 
-    skeleton = _replace(body, collect)  # the body with the wire arrays in place, visited in the same order below
+    skeleton = _replace(body, describe)
     spans = [-(-a.nbytes // ALIGN) * ALIGN for a in arrays]
     start = ALIGN
     while True:  # the offsets' digits lengthen the header, which may move the arrays: settle in a step or two
-        offsets = iter(start + sum(spans[:i]) for i in range(len(spans)))
-        header = json.dumps(_replace(skeleton, lambda a: {"shape": list(a.shape), "dtype": dtype, "offset": next(offsets),
-                                                          "length": a.nbytes}),
-                            separators=(",", ":"), allow_nan=False).encode()
+        offset = start
+        for d, span in zip(descriptors, spans, strict=True):
+            d["offset"], offset = offset, offset + span
+        header = json.dumps(skeleton, separators=(",", ":"), allow_nan=False).encode()
         need = -(-(8 + len(header)) // ALIGN) * ALIGN
         if need <= start:
             break
         start = need
-    parts = [MAGIC, struct.pack("<I", start - 8), header, b" " * (start - 8 - len(header))]
+    parts: list[Any] = [MAGIC, struct.pack("<I", start - 8), header, b" " * (start - 8 - len(header))]
     for a in arrays:
-        parts += [a.tobytes(), b"\0" * (-a.nbytes % ALIGN)]
+        parts += [a.reshape(-1).view(np.uint8), b"\0" * (-a.nbytes % ALIGN)]  # C-contiguous (`_wire`): a view
     return b"".join(parts)
 
 

@@ -12,7 +12,6 @@ import tempfile
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from starlette.types import Scope
@@ -135,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     templates_dir = settings.web_dir / "templates"
     app.state.templates = Jinja2Templates(directory=str(templates_dir)) if templates_dir.is_dir() else None
-    app.mount("/static", StaticFiles(directory=str(settings.web_dir / "static"), check_dir=False), name="static")
+    app.mount("/static", pages.PageFiles(directory=str(settings.web_dir / "static"), check_dir=False), name="static")
 
     def body_limit(scope: Scope) -> int:
         path = scope.get("path", "")

@@ -51,28 +51,28 @@ async def send_json(send: Send, status: int, detail: str, headers: list[tuple[by
     await send({"type": f"{prefix}.response.body", "body": body})
 
 
+def _security_headers(csp: str) -> tuple[tuple[bytes, bytes], ...]:
+    return ((b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY"))
+
+
 class SecurityHeaders:
+    """Adds each of `_security_headers` that a response does not set itself (the lists are built once)."""
+
     def __init__(self, app: ASGIApp):
         self.app = app
+        self.page_headers, self.docs_headers = _security_headers(CSP), _security_headers(DOCS_CSP)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
+        extra = self.docs_headers if scope.get("path", "").startswith(DOCS_PATHS) else self.page_headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                for name, value in (
-                    (b"content-security-policy", csp.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ):
-                    if name not in names:
-                        headers.append((name, value))
+                headers.extend(h for h in extra if h[0] not in names)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -174,11 +174,21 @@ class HostCheck:
     def __init__(self, app: ASGIApp, allowlist: HostAllowlist):
         self.app = app
         self.allowlist = allowlist
+        self.last: tuple[str | None, bool] = (None, False)  # the last Host seen and its verdict (`allows`)
+
+    def allows(self, host: str | None) -> bool:
+        """`HostAllowlist.allows`, remembered for the last Host value: nearly every request repeats
+        it, and parsing it (a regex and an IP address) was the costliest part of the checks here."""
+        seen, verdict = self.last
+        if host is None or host != seen:
+            verdict = self.allowlist.allows(host)
+            self.last = (host, verdict)
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             host = Headers(scope=scope).get("host")
-            if not self.allowlist.allows(host):
+            if not self.allows(host):
                 return await refuse(scope, receive, send, 400, self.allowlist.refusal(host))
         await self.app(scope, receive, send)
 
@@ -225,9 +235,16 @@ class OriginCheck:
     def __init__(self, app: ASGIApp, allowed: frozenset[str] = frozenset()):
         self.app = app
         self.allowed = allowed
+        self.last: tuple[tuple[str, str, str] | None, bool] = (None, False)  # as in `HostCheck.allows`
 
     def _accepts(self, origin: str, host: str, scheme: str) -> bool:
-        return origin_matches(origin, host, scheme) or _origin_key(origin) in self.allowed
+        """Whether ``origin`` may change state here; the verdict for the last (origin, host, scheme) is kept."""
+        key = (origin, host, scheme)
+        seen, verdict = self.last
+        if key != seen:
+            verdict = origin_matches(origin, host, scheme) or _origin_key(origin) in self.allowed
+            self.last = (key, verdict)
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -15,9 +15,17 @@ export function fmt(v, digits = 3) {
   return text.replace('-', '−');
 }
 
-/** @param {number} n */
+/**
+ * An integer with thousands separators ("12,345"), as `toLocaleString('en-US')` writes it; that
+ * call's first use loaded the locale data, ~30 ms of the page's first drawing, so safe integers
+ * are grouped here and anything else is left to it.
+ * @param {number} n
+ */
 export function fmtInt(n) {
-  return Number(n).toLocaleString('en-US');
+  const v = Number(n);
+  if (!Number.isSafeInteger(v) || Object.is(v, -0)) return v.toLocaleString('en-US');
+  const digits = String(Math.abs(v)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return v < 0 ? `-${digits}` : digits;
 }
 
 /** @param {number[]} shape */

@@ -115,13 +115,15 @@ export function roving(grid, tile, arrows) {
 }
 
 /**
- * Make every grid of `GRIDS` found under `doc` roving (call once, after the views are mounted).
+ * Make every grid of `GRIDS` found under `doc` roving (after views are mounted; again after more
+ * are: a grid already roving is marked `data-roving` and left as it is).
  * @param {ParentNode} [doc]
  */
 export function roveGrids(doc = document) {
   for (const g of GRIDS) {
     const el = doc.querySelector(g.grid);
-    if (!(el instanceof HTMLElement)) continue;
+    if (!(el instanceof HTMLElement) || el.dataset.roving) continue;
+    el.dataset.roving = 'true';
     if (g.role) el.setAttribute('role', g.role);
     if (g.label) el.setAttribute('aria-label', g.label);
     roving(el, g.tile, g.arrows);

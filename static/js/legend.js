@@ -32,8 +32,11 @@ export function createLegend(label = 'Colour scale', cls = '') {
  * @param {{lo: number, hi: number, cmap: string}} scale
  * @param {string} [note] replaces the middle tick (e.g. "per channel")
  * @param {number} [digits] significant digits of the numbers (below 3: a compact legend, no middle tick)
+ * @param {HTMLElement[]} [unfitted] a compact legend whose numbers changed goes here instead of being
+ *   fitted at once; fit them together with `fitLegends` (each fit measures the page's layout, twice
+ *   for a whole row of legends instead of twice for each: ~30 ms of the overview's first drawing)
  */
-export function updateLegend(el, scale, note, digits = 3) {
+export function updateLegend(el, scale, note, digits = 3, unfitted) {
   const bar = /** @type {HTMLElement} */ (el.querySelector('[data-bar]'));
   const gradient = cssGradient(scale.cmap);
   if (el.dataset.cmap !== scale.cmap) {
@@ -50,26 +53,35 @@ export function updateLegend(el, scale, note, digits = 3) {
   setText(/** @type {Element} */ (el.querySelector('[data-lo]')), lo);
   setText(/** @type {Element} */ (el.querySelector('[data-mid]')), mid);
   setText(/** @type {Element} */ (el.querySelector('[data-hi]')), hi);
-  if (el.classList.contains('legend-compact')) fitTicks(el, lo, hi);
+  if (el.classList.contains('legend-compact')) {
+    if (unfitted) unfitted.push(el);
+    else fitLegends([el]);
+  }
   const label = `${el.dataset.label}: ${COLORMAPS[scale.cmap]?.label ?? scale.cmap} from ${lo} to ${hi}`;
   if (el.getAttribute('aria-label') !== label) el.setAttribute('aria-label', label);
 }
 
 /**
- * Keep a compact legend's numbers inside its bar (measured only when they change): first without the
- * middle tick and in a smaller font, then, for a range symmetric about zero, as one "±max".
- * @param {HTMLElement} el
- * @param {string} lo
- * @param {string} hi
+ * Keep compact legends' numbers inside their bars (measured only when they change): first without
+ * the middle tick and in a smaller font, then, for a range symmetric about zero, as one "±max". All
+ * the legends are changed, then all measured, so the page is laid out twice however many there are.
+ * @param {HTMLElement[]} els legends from `updateLegend`
  */
-function fitTicks(el, lo, hi) {
-  const ticks = /** @type {HTMLElement} */ (el.querySelector('.legend-ticks'));
-  const overflows = () => ticks.scrollWidth > ticks.clientWidth;
-  el.classList.remove('legend-tight');
-  if (!overflows()) return;
-  el.classList.add('legend-tight');
-  if (overflows() && lo === `−${hi}`) {
-    setText(/** @type {Element} */ (el.querySelector('[data-lo]')), '');
-    setText(/** @type {Element} */ (el.querySelector('[data-hi]')), `±${hi}`);
+export function fitLegends(els) {
+  const overflows = (/** @type {HTMLElement} */ el) => {
+    const ticks = /** @type {HTMLElement} */ (el.querySelector('.legend-ticks'));
+    return ticks.scrollWidth > ticks.clientWidth;
+  };
+  for (const el of els) el.classList.remove('legend-tight');
+  const wide = els.filter(overflows);
+  for (const el of wide) el.classList.add('legend-tight');
+  for (const el of wide.filter(overflows)) {
+    const lo = /** @type {Element} */ (el.querySelector('[data-lo]'));
+    const hi = /** @type {Element} */ (el.querySelector('[data-hi]'));
+    const top = hi.textContent ?? '';
+    if (lo.textContent === `−${top}`) {
+      setText(lo, '');
+      setText(hi, `±${top}`);
+    }
   }
 }

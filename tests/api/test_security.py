@@ -118,6 +118,22 @@ def test_host_allowlist_refuses_dns_rebinding(data_dir, pretrained_dir):
         assert c.get(f"{API}/models", headers=local).json() == before
 
 
+def test_host_and_origin_verdicts_are_per_value(data_dir, pretrained_dir):
+    """The Host and Origin checks remember the verdict for the last value they saw (a speed-up):
+    requests alternating between allowed and refused values each get their own answer."""
+    with open_client(make_settings(data_dir, pretrained_dir, allowed_hosts=())) as c:
+        for _ in range(3):
+            assert host_status(c, "localhost:8000") == 200
+            assert host_status(c, EVIL) == 400
+            assert host_status(c, "127.0.0.1:8000") == 200
+            assert c.get(f"{API}/health", headers={"host": ""}).status_code == 400
+        for _ in range(3):
+            for origin, status in (("http://localhost:8000", 200), ("http://evil.example", 403), ("https://localhost:8000", 403),
+                                   ("http://localhost:8000", 200)):
+                r = c.post(f"{API}/specs/validate", json={"spec": SMALL_SPEC}, headers={"host": "localhost:8000", "origin": origin})
+                assert r.status_code == status, (origin, r.text)
+
+
 @pytest.mark.parametrize("host", ["localhost", "localhost:8000", "LOCALHOST.:8000", "127.0.0.1:8000", "127.9.8.7",
                                   "[::1]:8000", "[::1]"])
 def test_loopback_hosts_pass(data_dir, pretrained_dir, host):

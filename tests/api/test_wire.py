@@ -56,6 +56,56 @@ def test_binary_and_json_forward_carry_the_same_bits(client, dtype):
         assert {k: v for k, v in jl.items() if k != "output"} == {k: v for k, v in bl.items() if k != "output"}
 
 
+def plain_pack(body, dtype: str) -> bytes:
+    """The binary form written the plain way (walk the body again for every try at the header's
+    length, copy each array with tobytes): the oracle for `pack`'s faster writing."""
+    wire = np.dtype("<f4" if dtype == "float32" else "<f2")
+
+    def walk(node, fn):
+        if isinstance(node, np.ndarray):
+            return fn(node)
+        if isinstance(node, dict):
+            return {k: walk(v, fn) for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(v, fn) for v in node]
+        return node
+
+    arrays = []
+    with np.errstate(over="ignore"):  # float16 overflow gives +-inf, as documented
+        walk(body, lambda a: arrays.append(np.ascontiguousarray(a, dtype=wire)))
+    start = 8
+    while True:
+        offsets, at = [], start
+        for a in arrays:
+            offsets.append(at)
+            at += -(-a.nbytes // 8) * 8
+        it = iter(zip(arrays, offsets))
+        header = json.dumps(walk(body, lambda _: (lambda a, o: {"shape": list(a.shape), "dtype": dtype, "offset": o,
+                                                                 "length": a.nbytes})(*next(it))),
+                            separators=(",", ":"), allow_nan=False).encode()
+        need = -(-(8 + len(header)) // 8) * 8
+        if need <= start:
+            break
+        start = need
+    out = b"CNV1" + struct.pack("<I", start - 8) + header + b" " * (start - 8 - len(header))
+    return out + b"".join(a.tobytes() + b"\0" * (-a.nbytes % 8) for a in arrays)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_pack_writes_the_same_bytes_as_the_plain_way(dtype):
+    rng = np.random.default_rng(1)
+    bodies = [
+        {"a": rng.normal(size=(3, 5)).astype(np.float32), "b": [{"t": np.arange(7, dtype=np.float32)}, 1], "c": "x"},
+        {"empty": np.zeros((0, 3), np.float32), "scalar": np.ones(()), "f64": rng.normal(size=(2, 2)), "t": (np.ones(3), "y")},
+        {"strided": rng.normal(size=(8, 8)).astype(np.float32)[::2, 1::3], "fortran": np.asfortranarray(rng.normal(size=(4, 6))),
+         "odd": np.arange(3, dtype=np.float32), "special": np.array([np.nan, np.inf, -np.inf, 7e4], np.float32)},
+        {"many": [rng.normal(size=(10, 62, 62)).astype(np.float32) for _ in range(12)], "none": None, "s": "\u00e9\"{"},
+        {"nothing": [1, 2.5, {"x": None}]},
+    ]
+    for body in bodies:
+        assert pack(body, dtype) == plain_pack(body, dtype)
+
+
 def test_binary_header_and_alignment(client):
     data = client.post(f"{FWD}?format=binary&dtype=float16", json=SAMPLE).content
     assert data[:4] == b"CNV1"
@@ -100,6 +150,26 @@ def test_negotiation_by_accept_and_by_query(client):
     assert kind(f"{FWD}?format=json", BINARY) == "application/json"
     assert client.post(f"{FWD}?format=xml", json=SAMPLE).status_code == 422
     assert wants_binary("*/*") is False and wants_binary(f"{BINARY};q=0.5") is True
+
+
+def test_forward_looks_the_model_up_as_every_route_does(client):
+    """The forward and explain routes look their model up on the event loop (no thread hop): the
+    same answers, in the same order (an unknown model before a bad query or body), and the same
+    documented parameter as the other model routes."""
+    sample = {"sample": {"split": "test", "index": 0}}
+    for url, body, status, words in (
+            (f"{API}/models/nope/forward?dtype=bogus", sample, 404, "no model with id 'nope'"),
+            (f"{API}/models/nope/forward", {"bad": 1}, 404, "no model with id 'nope'"),
+            (f"{API}/models/{'x' * 65}/forward?dtype=bogus", sample, 422, "model_id: String should have at most 64"),
+            (f"{API}/models/nope/explain", {"bad": 1}, 404, "no model with id 'nope'"),
+            (f"{FWD}?dtype=bogus", {"bad": 1}, 422, "dtype: Input should be")):
+        r = client.post(url, json=body)
+        assert r.status_code == status and words in r.json()["detail"], (url, r.text)
+    paths = client.get("/openapi.json").json()["paths"]
+    param = lambda path, method: next(p for p in paths[path][method]["parameters"] if p["name"] == "model_id")  # noqa: E731
+    for path in ("forward", "explain", "explain/stream"):
+        assert param(f"{API}/models/{{model_id}}/{path}", "post") == param(f"{API}/models/{{model_id}}", "get")
+    assert client.get(f"{API}/health").json()["status"] == "ok"
 
 
 def test_both_media_types_are_documented(client):
@@ -150,6 +220,17 @@ def test_compression_skipped_on_loopback_and_for_small_or_compressed_bodies():
     assert "content-encoding" not in headers and raw == BIG
     headers, raw = _raw(_app(BIG, "application/json"), LAN, "identity")
     assert "content-encoding" not in headers and raw == BIG
+
+
+def test_compression_decides_per_client_address():
+    """The loopback test is remembered for the last address (a speed-up): requests alternating
+    between a LAN and a loopback client still get compressed and plain answers in turn."""
+    app = _app(BIG, "application/json")
+    for _ in range(3):
+        for client, compressed in ((LAN, True), (("127.0.0.1", 1), False), (("::1", 2), False), (("192.0.2.8", 3), True)):
+            headers, raw = _raw(app, client, "gzip, br")
+            assert ("content-encoding" in headers) is compressed, client
+            assert _decompress(headers.get("content-encoding"), raw) == BIG
 
 
 def test_compression_uses_the_fastest_accepted_codec():

@@ -112,3 +112,66 @@ def test_spec_validation_answers_old_and_new(page):
     assert got[2]["error"] == "input_shape: bad" and got[2]["layer"] is None
     assert got[3]["error"] == "layer 2 (conv2d): no" and got[3]["layer"] == 2
     assert got[4]["error"].startswith("The server cannot") and got[4]["layer"] is None
+
+
+def test_fmtint_groups_as_the_locale_does(page):
+    """`fmtInt` groups digits itself (the locale data's first load cost the first drawing ~30 ms):
+    the same text as ``toLocaleString('en-US')`` for integers, and that call for anything else."""
+    got = run(page, """
+        const { fmtInt } = await import('/static/js/format.js');
+        const values = [0, -0, 1, -1, 7, 12, 999, 1000, -1000, 12345, 123456, 1234567, -9876543210, 2 ** 53 - 1,
+                        -(2 ** 53 - 1), 2 ** 53, 1e21, 1.5, -2.25, 0.0004, NaN, Infinity, -Infinity, '42', null];
+        for (let i = 0; i < 2000; i++) values.push(Math.round((Math.random() - 0.5) * 10 ** (i % 16)));
+        return values.filter((v) => fmtInt(v) !== Number(v).toLocaleString('en-US')).map(String);
+    """)
+    assert got == []
+
+
+def test_every_float16_pattern_decodes_as_numpy_does(page):
+    """The float16 table is made from bit patterns, on first use: all 65536 values against NumPy."""
+    bits = np.arange(65536, dtype=np.uint16)
+    wire = {"shape": [65536], "dtype": "float16", "data": base64.b64encode(bits.astype("<u2").tobytes()).decode()}
+    got = run(page, """
+        const { decodeTensor } = await import('/static/js/tensor.js');
+        const d = decodeTensor(arg).data;
+        return Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    """, wire)
+    want = bits.view(np.float16).astype(np.float32)
+    mine = np.frombuffer(bytes(got), dtype="<f4")
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(mine), nan)
+    assert mine[~nan].tobytes() == want[~nan].tobytes()  # the same bits, signed zeros included
+
+
+def test_legends_fitted_together_read_as_fitted_one_by_one(page):
+    """`fitLegends` measures a row of compact legends at once; the result is the one-by-one fitting's."""
+    page.goto(page.base_url + "/")
+    page.wait_for_selector(".ov-col canvas.map", state="visible", timeout=30_000)
+    got = page.evaluate("""async () => {
+        const { createLegend, fitLegends, updateLegend } = await import('/static/js/legend.js');
+        const ranges = [[-123.4, 123.4], [0.001234, 98765], [-5, 5], [0, 1], [-0.5, 2], [-1e-7, 1e-7]];
+        const rows = [];
+        for (const together of [false, true]) {
+          const row = document.createElement('div');
+          document.body.append(row);
+          const els = [];
+          for (const [i, [lo, hi]] of ranges.entries()) {
+            const box = document.createElement('div');
+            box.className = 'ov-col';
+            box.style.width = `${40 + 12 * i}px`;
+            const el = createLegend('test', 'legend-compact');
+            box.append(el);
+            row.append(box);
+            els.push(el);
+          }
+          const unfitted = [];
+          els.forEach((el, i) => updateLegend(el, { lo: ranges[i][0], hi: ranges[i][1], cmap: 'rdbu' }, undefined, 2,
+                                               together ? unfitted : undefined));
+          if (together) fitLegends(unfitted);
+          rows.push(els.map((el) => [el.className, el.querySelector('.legend-ticks').textContent]));
+          row.remove();
+        }
+        return rows;
+    }""")
+    assert got[0] == got[1]
+    assert any("legend-tight" in cls for cls, _ in got[0])  # the check is not vacuous

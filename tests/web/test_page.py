@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import api, expect, shot, wait_until
+from .conftest import api, expect, record_requests, shot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -301,3 +301,42 @@ def test_drop_or_paste_an_image_runs_it(page, how):
     assert ok, "the drop zone did not light up while dragged over, or stayed lit after the drop"
     expect(page.locator(".input-name")).to_have_text(name)
     maps_change_from(page, before, f"the {how} image")
+
+
+def test_the_rest_of_the_page_follows_the_overview(page):
+    """The views the first drawing does not need come in a second stage (static/js/main.js): every
+    panel is there once it has, and a press on the Learn toggle while its module is still on the
+    way opens the Learn mode when it arrives."""
+    held = []
+    page.route("**/static/js/views/learn/panel.js", lambda route: held.append(route))  # hold the Learn view's module
+    page.goto(page.base_url + "/")
+    page.wait_for_selector(OVERVIEW, state="visible", timeout=30_000)
+    wait_until(lambda: page.evaluate("1") and held, "the second stage to ask for the Learn view's module")
+    page.click("[data-learn-toggle]")
+    assert page.is_hidden("#learn") and page.get_attribute("html", "data-views") is None
+    held[0].continue_()
+    expect(page.locator("html")).to_have_attribute("data-views", "all")
+    expect(page.locator("#learn")).to_be_visible()
+    expect(page.locator("[data-learn-toggle]")).to_have_attribute("aria-expanded", "true")
+    expect(page.locator('[data-learn="title"]')).not_to_be_empty()
+    for panel in ("input", "detail", "filters", "training", "architecture", "evaluation"):
+        assert page.locator(f'[data-view="{panel}"] > *').count() > 0, panel
+    assert page.locator("[data-roving]").count() >= 4  # the grids of both stages move with the arrow keys, once each
+
+
+def test_first_load_asks_for_the_model_its_data_and_a_forward_pass_at_once(page):
+    """The bootstrap names the default model's dataset, so the page asks for the dataset and the
+    first sample's forward pass beside the model, not after it: both are asked for while the
+    model's own answer is held back."""
+    api(page, "GET", "/datasets/shapes")  # the listing in the page's bootstrap then has the dataset's sizes
+    held = []
+    page.route("**/api/v1/models/tiny-vgg-shapes", lambda route: held.append(route))
+    seen = record_requests(page)
+    page.goto(page.base_url + "/")
+    wait_until(lambda: page.evaluate("1") and held, "the model request")
+    wait_until(lambda: page.evaluate("1") and any("/forward" in s for s in seen) and any("/datasets/shapes" in s for s in seen),
+               "the dataset and forward requests while the model's answer is held")
+    held[0].continue_()
+    page.wait_for_selector(OVERVIEW, state="visible", timeout=30_000)
+    expect(page.locator(".input-name")).not_to_be_empty()
+    assert sum("/forward" in s for s in seen) == 1  # the early answer was used, not asked for again

@@ -8,7 +8,7 @@ import { debounce, h, replaceChildren } from '../dom.js';
 import { fmt, fmtShape, layerTitle } from '../format.js';
 import { gridKeys } from '../gridkeys.js';
 import { chooseSize, COL_GAP, planColumn } from '../layout.js';
-import { createLegend, updateLegend } from '../legend.js';
+import { createLegend, fitLegends, updateLegend } from '../legend.js';
 import { createProbs, markProb, probLines, updateProbs } from '../probs.js';
 import { markFrozen } from '../frozenmark.js';
 import { mountSwitch } from './learning/switch.js';
@@ -64,7 +64,7 @@ export function mount(root, ctx) {
     view.key = '';
     render(view, ctx.store.get(), new Set(['model']));
   }, 120);
-  let lastW = 0;
+  let lastW = root.clientWidth; // the first observation (at once, on observe) rebuilds only if the width changed since
   new ResizeObserver(() => {
     if (Math.abs(root.clientWidth - lastW) > 8) {
       lastW = root.clientWidth;
@@ -212,6 +212,7 @@ function draw(view, state) {
 function drawLegends(view, state) {
   if (!state.stats) return;
   const perChannel = state.colour.mode === 'channel';
+  const unfitted = /** @type {HTMLElement[]} */ ([]);
   for (const col of view.columns) {
     if (!col.legend) continue;
     let ch = 0;
@@ -220,9 +221,10 @@ function drawLegends(view, state) {
       else if (state.selection?.layer === col.layer) ch = state.selection.channel;
     }
     const sc = scaleFor(state.stats, state.locked, state.colour, col.layer, ch);
-    updateLegend(col.legend, sc, undefined, 2);
+    updateLegend(col.legend, sc, undefined, 2, unfitted);
     col.legend.title = perChannel && col.kind === 'maps' ? `Range of channel ${ch} (hover a map to see its own)` : 'Range of the whole layer';
   }
+  fitLegends(unfitted);
 }
 
 /** @param {import('../state.js').State} state */

@@ -7,7 +7,7 @@
 import { drawVector, drawMap, unitAt } from '../../canvas.js';
 import { h, replaceChildren, setText } from '../../dom.js';
 import { fmt, prettyClass } from '../../format.js';
-import { updateLegend } from '../../legend.js';
+import { fitLegends, updateLegend } from '../../legend.js';
 import { showTooltip } from '../../tooltip.js';
 import { createSource, sure } from './data.js';
 
@@ -98,6 +98,7 @@ export function mountSwitch(root, ctx, redraw) {
     last = data;
     if (!data) return true;
     const cmap = state.colour.diverging || 'rdbu';
+    const unfitted = /** @type {HTMLElement[]} */ ([]);
     for (const col of columns) {
       const layer = col.layer >= 0 ? data.layers[col.layer] : null;
       if (!layer || (col.kind !== 'maps' && col.kind !== 'vector')) continue;
@@ -107,8 +108,9 @@ export function mountSwitch(root, ctx, redraw) {
         const [c, hh, ww] = t.shape;
         for (let ch = 0; ch < c && ch < col.canvases.length; ch++) drawMap(col.canvases[ch], t.data, ch * hh * ww, hh, ww, -m, m, cmap);
       } else drawVector(col.canvases[0], t.data, 0, t.data.length, col.plan.gridCols, -m, m, cmap);
-      if (col.legend) updateLegend(col.legend, { lo: -m, hi: m, cmap }, undefined, 2);
+      if (col.legend) updateLegend(col.legend, { lo: -m, hi: m, cmap }, undefined, 2, unfitted);
     }
+    fitLegends(unfitted);
     const cls = prettyClass(data.classes[data.label] ?? String(data.label));
     setText(note, `How the loss for "${cls}" (${fmt(data.loss ?? NaN)}) changes if each value grows: red raises it, blue lowers it.${sure(data)}`);
     return true;
