@@ -23,7 +23,7 @@ class AppState:
     images: ImageStore
     cpu: CpuLimiter
     quota: Quota
-    live: Any  # app.services.live.LiveRegistry
+    live: Any  # app.services.live_registry.LiveRegistry
 
 
 def get_state(request: Request) -> AppState:

@@ -40,7 +40,7 @@ from app.routes import (
     train,
 )
 from app.security import BodyLimit, HostCheck, OriginCheck, SecurityHeaders, host_allowlist, origin_keys
-from app.services.live import LiveRegistry
+from app.services.live_registry import LiveRegistry
 from app.workspaces import Workspaces
 from app.stores import DatasetStore, ImageStore, ModelStore
 from engine.fileio import remove_stray_temps

@@ -19,7 +19,7 @@ A worker that dies while training loses the steps since the weights last came ba
 so, starts another worker from the model's current state and goes on (at most ``MAX_RESTARTS`` times
 a minute, then it pauses).
 
-Deleting the model ends its session (`LiveRegistry.deleting`): the thread stops without saving,
+Deleting the model ends its session (`app.services.live_registry.LiveRegistry.deleting`): the thread stops without saving,
 the model is deleted, then the socket is closed with ``CLOSE_MODEL_DELETED``, so a client that hears
 of it finds the model gone. A save already under way holds the model's lock, which the deletion also
 takes, and a save after it finds no folder and writes nothing.
@@ -33,15 +33,14 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from app.deps import AppState
 from app.encoding import pack, to_json
-from app.errors import AppError, Busy, Conflict, Invalid
+from app.errors import AppError, Busy, Invalid
 from app.schemas import LiveMessage
 from app.services import inference
 from app.services.training import apply_changes, check_batch, evaluate, finite, record_steps, trainer_for
@@ -449,80 +448,3 @@ class LiveSession:
             self._pause()
         self.playing = False
         self._save()
-
-
-class LiveRegistry:
-    """Which model has a live socket (a second one on the same model is refused), and the pool of
-    training worker processes the sessions share."""
-
-    def __init__(self, state: AppState, pool: WorkerPool | None = None):
-        self.state = state
-        self.pool = pool or WorkerPool()
-        self._sessions: dict[str, LiveSession] = {}
-        self._mutex = threading.Lock()
-
-    def open(self, rec: ModelRecord, emit: Callable[[str | bytes], None], close: Callable[[int, str], None],
-             binary: bool = False) -> LiveSession:
-        with self._mutex:
-            if rec.id in self._sessions:
-                raise Conflict(f"model {rec.id!r} already has a live-training connection; close it first or copy the model")
-            session = self._sessions[rec.id] = LiveSession(self.state, rec, emit, close, binary, self.pool)
-        session.start()
-        return session
-
-    def close(self, session: LiveSession) -> None:
-        session.stop()
-        with self._mutex:
-            if self._sessions.get(session.rec.id) is session:
-                del self._sessions[session.rec.id]
-
-    def count(self) -> int:
-        with self._mutex:
-            return len(self._sessions)
-
-    def is_playing(self, model_id: str) -> bool:
-        with self._mutex:
-            s = self._sessions.get(model_id)
-        return s is not None and s.playing
-
-    def notify(self, model_id: str) -> None:
-        """Tell a live socket on this model that something changed it (a PATCH): it gets a fresh state."""
-        with self._mutex:
-            s = self._sessions.get(model_id)
-        if s is not None:
-            s.refresh()
-
-    def refuse_if_playing(self, model_id: str, doing: str) -> None:
-        if self.is_playing(model_id):
-            raise Conflict(f"model {model_id!r} is training live; pause it before you {doing}")
-
-    def _halt(self, model_id: str) -> LiveSession | None:
-        with self._mutex:
-            session = self._sessions.pop(model_id, None)
-        if session is not None:
-            session.halt(self.state.settings.lock_wait_s)
-        return session
-
-    @contextmanager
-    def deleting(self, model_id: str) -> Iterator[None]:
-        """Around a model's deletion: its live session, if any, leaves the registry and its thread stops
-        unsaved; once the model is gone its socket is closed with 4410 "model deleted", as is any that
-        opened meanwhile. If the deletion fails, the socket is closed with 4000 + the error's status
-        instead (the model is still there to reconnect to)."""
-        session = self._halt(model_id)
-        try:
-            yield
-        except BaseException as e:
-            if session is not None:
-                session.close(4000 + (e.status if isinstance(e, AppError) else 500), "the model was not deleted")
-            raise
-        for s in (session, self._halt(model_id)):
-            if s is not None:
-                s.close(CLOSE_MODEL_DELETED, REASON_MODEL_DELETED)
-
-    def shutdown(self) -> None:
-        with self._mutex:
-            sessions = list(self._sessions.values())
-        for s in sessions:
-            self.close(s)
-        self.pool.shutdown()
