@@ -3,7 +3,16 @@
  * The only module that talks to the server: REST v1 over fetch and the live-training WebSocket.
  * Every error becomes an ApiError carrying the server's `detail` text.
  */
+import { decodeExplanation, decodeForward, inputBody } from './answers.js';
 import { BINARY_MEDIA, decodeBinary, decodeTensor } from './tensor.js';
+
+/** The live socket's close code when its model is deleted (`DELETE /api/v1/models/{id}`; reason "model deleted"). */
+export const CLOSE_MODEL_DELETED = 4410;
+
+/**
+ * @typedef {import('./state.js').InputRef} InputRef
+ * @typedef {import('./state.js').Forward} Forward
+ */
 
 export class ApiError extends Error {
   /**
@@ -16,6 +25,8 @@ export class ApiError extends Error {
     this.status = status;
     this.detail = detail;
     this.body = body;
+    /** true for a request abandoned because its model was deleted: nobody needs to hear of it */
+    this.abandoned = false;
   }
 }
 
@@ -32,60 +43,44 @@ function detailText(body, status) {
 }
 
 /**
- * @typedef {import('./state.js').InputRef} InputRef
- * @typedef {import('./state.js').Forward} Forward
- */
-
-/**
- * The JSON body that names an input.
- * @param {InputRef} ref
- */
-export function inputBody(ref) {
-  if (ref.kind === 'sample') return { sample: { split: ref.split, index: ref.index } };
-  const fit = /** @type {{fit?: string}} */ (ref).fit; // 'pad': letterbox instead of the centre crop
-  return fit === 'pad' ? { image_id: ref.id, fit } : { image_id: ref.id };
-}
-
-/**
- * Decode a forward response (also the shape of a live "activations" message).
- * @param {any} r
- * @returns {Forward}
- */
-export function decodeForward(r) {
-  return {
-    step: r.step,
-    input: batched(decodeTensor(r.input)),
-    layers: r.layers.map((/** @type {any} */ l) => ({ ...l, output: batched(decodeTensor(l.output)) })),
-    probabilities: r.probabilities,
-    classes: r.classes,
-    prediction: r.prediction,
-    label: typeof r.label === 'number' ? r.label : null,
-  };
-}
-
-/**
- * Decode an explain response: its map, and the randomized map of a sanity check, as tensors.
- * @param {any} r
- */
-function decodeExplanation(r) {
-  const rnd = r.checks?.randomization;
-  const checks = r.checks && { ...r.checks, randomization: rnd && { ...rnd, map: decodeTensor(rnd.map) } };
-  return { ...r, map: decodeTensor(r.map), checks };
-}
-
-/**
- * One example as a batch of one: (C, H, W) -> (1, C, H, W), (D,) -> (1, D); batched shapes pass.
- * @param {import('./tensor.js').Tensor} t
- */
-function batched(t) {
-  return t.shape.length === 3 || t.shape.length === 1 ? { ...t, shape: [1, ...t.shape] } : t;
-}
-
-/**
  * Create the API client.
  * @param {string} base e.g. "/api/v1"
  */
 export function createApi(base) {
+  /** Requests in flight per model id, so deleting a model can abandon them before the server answers 404. */
+  /** @type {Map<string, Set<AbortController>>} */
+  const inflight = new Map();
+  /** Models this page deleted: nothing more is asked about them. */
+  /** @type {Set<string>} */
+  const deleted = new Set();
+  const gone = () => Object.assign(new ApiError(404, 'This model has been deleted.'), { abandoned: true });
+  /** The model a path is about, or null. @param {string} path */
+  const modelOf = (path) => {
+    const m = /^\/models\/([^/?]+)/.exec(path);
+    return m && m[1] !== 'import' ? decodeURIComponent(m[1]) : null;
+  };
+
+  /**
+   * fetch, tracked under the model the path names, and abandoned if the page deletes that model.
+   * @param {string} path @param {RequestInit} init
+   */
+  async function send(path, init) {
+    const mid = init.method === 'DELETE' ? null : modelOf(path);
+    if (mid !== null && deleted.has(mid)) throw gone();
+    const ctl = new AbortController();
+    const set = mid === null ? null : inflight.get(mid) || new Set();
+    if (mid !== null && set) inflight.set(mid, set.add(ctl));
+    try {
+      return await fetch(base + path, { ...init, signal: ctl.signal });
+    } catch {
+      if (ctl.signal.aborted) throw gone();
+      throw new ApiError(0, 'The server cannot be reached. Is it still running?');
+    } finally {
+      set?.delete(ctl);
+      if (mid !== null && set?.size === 0) inflight.delete(mid);
+    }
+  }
+
   /**
    * @param {string} method
    * @param {string} path
@@ -99,12 +94,7 @@ export function createApi(base) {
       init.body = JSON.stringify(opts.json);
       init.headers = { ...init.headers, 'Content-Type': 'application/json' };
     } else if (opts.form) init.body = opts.form;
-    let res;
-    try {
-      res = await fetch(base + path, init);
-    } catch {
-      throw new ApiError(0, 'The server cannot be reached. Is it still running?');
-    }
+    const res = await send(path, init);
     const binary = res.ok && (res.headers.get('Content-Type') || '').startsWith(BINARY_MEDIA);
     const body = res.status === 204 ? null : binary ? decodeBinary(await res.arrayBuffer()) : await res.json().catch(() => null);
     if (!res.ok) throw new ApiError(res.status, detailText(body, res.status), body);
@@ -121,7 +111,21 @@ export function createApi(base) {
     createModel: (body) => request('POST', '/models', { json: body }),
     /** @param {string} id @param {Record<string, any>} patch */
     patchModel: (id, patch) => request('PATCH', model(id), { json: patch }),
-    deleteModel: (/** @type {string} */ id) => request('DELETE', model(id)),
+    /**
+     * Delete a model. Requests about it still in flight are abandoned first (they would meet the
+     * deletion as 404s), and nothing more is asked about it unless the deletion is refused.
+     * @param {string} id
+     */
+    async deleteModel(id) {
+      deleted.add(id);
+      for (const ctl of inflight.get(id) || []) ctl.abort();
+      try {
+        return await request('DELETE', model(id));
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) deleted.delete(id);
+        throw err;
+      }
+    },
     getDataset: (/** @type {string} */ name) => request('GET', `/datasets/${enc(name)}`),
     listDatasets: () => request('GET', '/datasets'),
     colormaps: () => request('GET', '/colormaps'),
@@ -187,13 +191,8 @@ export function createApi(base) {
      * @param {(p: {done: number, total: number, pass: number}) => void} onProgress
      */
     async explainStream(id, ref, params, onProgress) {
-      let res;
-      try {
-        res = await fetch(`${base}${model(id)}/explain/stream`, { method: 'POST', body: JSON.stringify({ ...inputBody(ref), ...params }),
-          headers: { Accept: 'application/x-ndjson', 'Content-Type': 'application/json' } });
-      } catch {
-        throw new ApiError(0, 'The server cannot be reached. Is it still running?');
-      }
+      const res = await send(`${model(id)}/explain/stream`, { method: 'POST', body: JSON.stringify({ ...inputBody(ref), ...params }),
+        headers: { Accept: 'application/x-ndjson', 'Content-Type': 'application/json' } });
       if (!res.ok || !res.body) {
         const body = await res.json().catch(() => null);
         throw new ApiError(res.status, detailText(body, res.status), body);
@@ -275,7 +274,13 @@ export function createApi(base) {
         }
         handlers.onMessage(msg);
       });
-      ws.addEventListener('close', (ev) => handlers.onClose(ev));
+      ws.addEventListener('close', (ev) => {
+        if (ev.code === CLOSE_MODEL_DELETED) { // deleted elsewhere: abandon what is still asked about it
+          deleted.add(id);
+          for (const ctl of inflight.get(id) || []) ctl.abort();
+        }
+        handlers.onClose(ev);
+      });
       return {
         /** @param {Record<string, any>} msg */
         send(msg) {

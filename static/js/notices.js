@@ -28,6 +28,7 @@ export function createNotices(store) {
 
   /** @param {unknown} err a failed request (the server's message is shown) or any error */
   function fail(err) {
+    if (err instanceof ApiError && err.abandoned) return; // about a model this page has just deleted
     const text = err instanceof ApiError ? err.detail : err instanceof Error ? err.message : String(err);
     notify('error', text);
   }

@@ -6,12 +6,11 @@
  * changes (marked on the curves), reset. A ready-trained (read-only) model is copied first. When
  * the server closes the socket because the model was deleted, the page says so and does not reconnect.
  */
-import { decodeForward, inputBody } from './api.js';
+import { decodeForward, inputBody } from './answers.js';
+import { CLOSE_MODEL_DELETED } from './api.js';
 
 const EVAL_EVERY = 100;
 const ACTIVATIONS_MS = 250;
-/** The live socket's close code when its model is deleted (`DELETE /api/v1/models/{id}`; reason "model deleted"). */
-export const CLOSE_MODEL_DELETED = 4410;
 
 /**
  * @param {import('./state.js').Store} store
