@@ -26,12 +26,17 @@ class AppState:
     live: Any  # app.services.live_registry.LiveRegistry
 
 
-def get_state(request: Request) -> AppState:
+# The dependencies are `async def` so that FastAPI runs them on the event loop: a plain `def` one is
+# sent to the thread pool, a hop that costs more than the attribute read or the dict lookup (its
+# lock held for microseconds) it wraps (python -m bench api).
+
+
+async def get_state(request: Request) -> AppState:
     return request.app.state.cnnvis
 
 
-def get_record(state: Annotated[AppState, Depends(get_state)],
-               model_id: Annotated[str, Path(max_length=64, description="a model id from GET /api/v1/models")]) -> ModelRecord:
+async def get_record(state: Annotated[AppState, Depends(get_state)],
+                     model_id: Annotated[str, Path(max_length=64, description="a model id from GET /api/v1/models")]) -> ModelRecord:
     """The model, as the request's viewer may see it (`app.workspaces`): another workspace's is 404, as a
     missing id; one opened by its share token is a read-only view."""
     return state.models.get(model_id)

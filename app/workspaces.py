@@ -74,8 +74,8 @@ def current() -> Viewer:
     return _current.get()
 
 
-def viewer(conn: HTTPConnection) -> Viewer:
-    """FastAPI dependency: the request's viewer."""
+async def viewer(conn: HTTPConnection) -> Viewer:
+    """FastAPI dependency: the request's viewer (`async`: on the event loop, as `app.deps` says why)."""
     return conn.scope.get("state", {}).get("viewer", EVERYONE)
 
 

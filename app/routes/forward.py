@@ -4,39 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.deps import AppState, get_record, get_state
+from app.deps import Record, State
 from app.encoding import BINARY, TENSOR_RESPONSES, tensor_response, wants_binary
 from app.errors import Invalid
 from app.schemas import ExplainRequest, ForwardRequest
 from app.services import explanations, inference
-from app.stores import ModelRecord
 
 router = APIRouter(tags=["forward"])
 
 
-async def loop_state(request: Request) -> AppState:
-    """`app.deps.get_state` run on the event loop. FastAPI runs a plain ``def`` dependency in the
-    thread pool, and each such hop cost about 0.3 ms of server CPU here (``python -m bench api``),
-    more than the attribute read it wraps; the same holds for `loop_record`'s dict lookup, whose
-    lock is held for microseconds."""
-    return get_state(request)
-
-
-async def loop_record(state: Annotated[AppState, Depends(loop_state)],
-                      model_id: Annotated[str, Path(max_length=64, description="a model id from GET /api/v1/models")]) -> ModelRecord:
-    """`app.deps.get_record` on the event loop (see `loop_state`): same parameter, same 404."""
-    return get_record(state, model_id)
-
-
-State = Annotated[AppState, Depends(loop_state)]
-Record = Annotated[ModelRecord, Depends(loop_record)]
 Dtype = Annotated[Literal["float32", "float16"], Query(description="float16 halves the payload")]
 Layers = Annotated[str | None, Query(max_length=4000, description="comma-separated layer indices, e.g. 0,3 (default: all)")]
 Format = Annotated[Literal["json", "binary"] | None, Query(alias="format", description=f"binary: the {BINARY} form "

@@ -6,6 +6,7 @@ between two steps, never half an update; encoding the result happens after the l
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,7 @@ def forward_arrays(state: AppState, rec: ModelRecord, x: np.ndarray, *, layers: 
         "step": step,
         "input": x,
         "layers": [
-            {"index": i, "type": model.info[i].type, "output": (a := res.activations[i][0]),
-             "min": finite(float(a.min())), "max": finite(float(a.max())), "mean": finite(float(a.mean()))}
+            {"index": i, "type": model.info[i].type, "output": (a := res.activations[i][0]), **summary(a)}
             for i in picked
         ],
         "probabilities": probs,
@@ -87,6 +87,24 @@ def forward_arrays(state: AppState, rec: ModelRecord, x: np.ndarray, *, layers: 
     if label is not None:
         body["label"] = label
     return body
+
+
+@lru_cache(maxsize=64)
+def _ones(n: int) -> np.ndarray:
+    ones = np.ones(n, np.float32)
+    ones.flags.writeable = False
+    return ones
+
+
+def summary(a: np.ndarray) -> dict[str, float | None]:
+    """``{"min", "max", "mean"}`` of an array as JSON numbers (null when not finite). A float32 mean is
+    a dot product with ones: BLAS sums in several lanes, a few times faster than ``ndarray.mean``
+    and as close to the exact mean (tests/api/test_forward.py)."""
+    if a.dtype == np.float32 and a.flags.c_contiguous and a.size:
+        mean = float(a.reshape(-1) @ _ones(a.size)) / a.size
+    else:
+        mean = float(a.mean())
+    return {"min": finite(float(a.min())), "max": finite(float(a.max())), "mean": finite(mean)}
 
 
 def layer_weights(rec: ModelRecord, index: int, *, picture: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -31,7 +31,9 @@ def test_forward_sample_reproducible(client, data_dir):
     for layer, act in zip(body["layers"], res.activations, strict=True):
         out = decode_tensor(layer["output"])
         assert out.shape == act.shape[1:] and np.allclose(out, act[0], atol=1e-6)
-        assert np.isclose(layer["min"], act.min()) and np.isclose(layer["max"], act.max())
+        assert layer["min"] == float(act.min()) and layer["max"] == float(act.max())
+        exact = act.astype(np.float64).mean()  # the mean is summed another way: as close as float32 allows
+        assert abs(layer["mean"] - exact) <= 1e-6 * np.abs(act).astype(np.float64).mean()
     probs = np.array(body["probabilities"])
     assert np.allclose(probs, model.predict_proba(x[None])[0], atol=1e-6)
     top = body["prediction"]
@@ -121,3 +123,13 @@ def test_filters_and_pictures(client):
     assert client.get(f"{base}/3/activations.png").status_code == 422
     assert client.get(f"{base}/3/activations.png?sample=0&image_id={image_id}").status_code == 422
     assert client.get(f"{base}/30/activations.png?sample=0").status_code == 404
+
+
+def test_summary_of_arrays_the_fast_mean_does_not_take():
+    from app.services.inference import summary
+
+    rng = np.random.default_rng(0)
+    for a in (rng.normal(size=(4, 5)), rng.normal(size=(6, 6)).astype(np.float32)[:, ::2], np.float32([1.5])):
+        assert summary(a) == {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean())}
+    assert summary(np.float32([1, np.inf])) == {"min": 1.0, "max": None, "mean": None}
+    assert summary(np.float32([np.nan, 2])) == {"min": None, "max": None, "mean": None}

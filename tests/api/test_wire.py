@@ -101,8 +101,14 @@ def test_pack_writes_the_same_bytes_as_the_plain_way(dtype):
          "odd": np.arange(3, dtype=np.float32), "special": np.array([np.nan, np.inf, -np.inf, 7e4], np.float32)},
         {"many": [rng.normal(size=(10, 62, 62)).astype(np.float32) for _ in range(12)], "none": None, "s": "\u00e9\"{"},
         {"nothing": [1, 2.5, {"x": None}]},
+        # offsets whose digits grow as the header grows, and the body's own "offset" keys left alone
+        {"small": [np.ones(k, np.float32) for k in range(1, 400)], "big": np.ones(2_000_000, np.float32),
+         "own": {"offset": -3, "text": '"offset":-9007199254740993'}},
     ]
     for body in bodies:
+        assert pack(body, dtype) == plain_pack(body, dtype)
+    for n in range(40):  # every remainder of the header's length modulo the alignment
+        body = {"pad": "x" * n, "a": np.ones(5, np.float32), "b": np.ones(12_345, np.float32)}
         assert pack(body, dtype) == plain_pack(body, dtype)
 
 
