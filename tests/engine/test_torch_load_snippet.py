@@ -1,10 +1,11 @@
-"""The README's PyTorch snippet (docs/torch_load.py, run here as it is written) loads checkpoints into a
-``torch.nn.Sequential`` that computes what the engine computes: every preset, every layer type (the
-ONNX export's table of cases), the shipped trained models; max abs error <= 1e-4 as in
-test_torch_parity.py."""
+"""The PyTorch snippets, run here as they are written, load checkpoints into a ``torch.nn.Sequential``
+that computes what the engine computes (max abs error <= 1e-4 as in test_torch_parity.py):
+docs/torch_load.py for every preset, every layer type (the ONNX export's table of cases) and the
+shipped trained models; the README's ten lines for the presets and shipped models they cover."""
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 
@@ -26,7 +27,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
 ]
 
-SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "torch_load.py"
+ROOT = Path(__file__).resolve().parents[2]
+SNIPPET = ROOT / "docs" / "torch_load.py"
+README_PRESETS = ("tiny-vgg", "lenet5", "mlp")  # the layer types the README's short snippet names
 ATOL = 1e-4
 
 
@@ -71,3 +74,24 @@ def test_every_layer_type_loads_into_torch(load_sequential, case, tmp_path):
 @pytest.mark.parametrize("path", PRETRAINED, ids=lambda p: p.stem)
 def test_shipped_trained_models_load_into_torch(load_sequential, path):
     assert_torch_matches_engine(load_sequential, load_checkpoint(path).model, path)
+
+
+def readme_snippet() -> str:
+    """The Python block after the README's ``<!-- torch-snippet -->`` marker."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"<!-- torch-snippet -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "the README lost its PyTorch snippet"
+    return m.group(1)
+
+
+def test_readme_snippet_is_ten_lines_and_loads_its_presets_and_the_shipped_models(tmp_path):
+    code = readme_snippet()
+    body = [line for line in code.splitlines() if line.strip() and not line.startswith(("import ", "from "))]
+    assert len(body) <= 10, f"the README's snippet has {len(body)} lines besides its imports"
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 (our own README, as a reader would paste it)
+    for preset in README_PRESETS:
+        model = randomize(Model.build(preset_spec(preset, (3, 32, 32), 5), seed=1), seed=2)
+        assert_torch_matches_engine(namespace["load_sequential"], model, _saved(model, tmp_path))
+    for path in PRETRAINED:
+        assert_torch_matches_engine(namespace["load_sequential"], load_checkpoint(path).model, path)
