@@ -60,11 +60,12 @@ _NDJSON = {200: {"description": "NDJSON lines: progress {done, total, pass}, the
                  "content": {"application/x-ndjson": {"schema": {"type": "string"}}}}}
 
 
-@router.post("/models/{model_id}/explain",
+@router.post("/models/{model_id}/explain", response_class=Response, responses=TENSOR_RESPONSES,
              summary="An attribution map for one image and any class, its overlay picture and, when asked, its checks")
-def explain(body: ExplainRequest, rec: Record, state: State) -> dict:
+def explain(request: Request, body: ExplainRequest, rec: Record, state: State, fmt: Format = None) -> Response:
     x, _ = inference.resolve_input(state, rec, body)
-    return explanations.explain_map(state, rec, x, body)
+    binary = wants_binary(request.headers.get("accept"), fmt)
+    return tensor_response(explanations.explain_map(state, rec, x, body), "float32", binary)
 
 
 @router.post("/models/{model_id}/explain/stream", response_class=StreamingResponse, responses=_NDJSON,

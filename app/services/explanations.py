@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from app.deps import AppState
-from app.encoding import encode_tensor
+from app.encoding import to_json
 from app.errors import Invalid
 from app.images import rgb_png
 from app.schemas import ExplainRequest
@@ -105,7 +105,8 @@ def check_occlusion_size(body: ExplainRequest, x: np.ndarray) -> None:
 
 
 def compute(model: Model, x: np.ndarray, body: ExplainRequest, classes: list[str], progress: Progress | None = None) -> dict[str, Any]:
-    """The explain response for ``x: (C, H, W)`` on ``model`` (a private copy). ValueError for a bad target or layer."""
+    """The explain response for ``x: (C, H, W)`` on ``model`` (a private copy), its maps as arrays
+    (``app.encoding`` writes either wire form). ValueError for a bad target or layer."""
     run = runner(body, progress)
     tail: list[Any] = []
 
@@ -119,7 +120,7 @@ def compute(model: Model, x: np.ndarray, body: ExplainRequest, classes: list[str
     if "randomization" in body.checks:
         r = explain.model_randomization(model, x, first, body.target, seed=body.seed)
         raw, target = r.original, r.target
-        checks["randomization"] = {"map": encode_tensor(plane(r.randomized)), "seed": body.seed,
+        checks["randomization"] = {"map": plane(r.randomized), "seed": body.seed,
                                    "rank_correlation": float(np.nan_to_num(r.rank_correlation))}
     else:
         raw, target = first(model, x, body.target)[:2]
@@ -133,8 +134,8 @@ def compute(model: Model, x: np.ndarray, body: ExplainRequest, classes: list[str
     layer = int(tail[0]) if body.method in ("grad_cam", "guided_grad_cam") else None
     body_: dict[str, Any] = {
         "method": body.method, "target": target, "class": classes[target] if target < len(classes) else str(target),
-        "layer": layer, "signed": signed, "map": encode_tensor(flat),
-        "channels": encode_tensor(raw) if raw.ndim == 3 else None,
+        "layer": layer, "signed": signed, "map": flat,
+        "channels": raw if raw.ndim == 3 else None,
         "overlay_png": base64.b64encode(rgb_png(overlay(x, flat, signed))).decode("ascii"),
         "how_to_read": HOW_TO_READ[body.method],
     }  # fmt: skip
@@ -191,7 +192,7 @@ def explain_stream(state: AppState, rec: ModelRecord, x: np.ndarray, body: Expla
 
     def work() -> None:
         try:
-            lines.put({"result": compute(model, x, body, classes, progress)})
+            lines.put({"result": to_json(compute(model, x, body, classes, progress))})
         except ValueError as e:  # the stream has begun: an error becomes its last line
             lines.put({"error": str(e)})
         except Exception:  # noqa: BLE001

@@ -178,8 +178,28 @@ def test_forward_looks_the_model_up_as_every_route_does(client):
     assert client.get(f"{API}/health").json()["status"] == "ok"
 
 
-def test_both_media_types_are_documented(client):
-    op = client.get("/openapi.json").json()["paths"][f"{API}/models/{{model_id}}/forward"]["post"]
+def test_binary_and_json_explanations_carry_the_same_bits(client):
+    """The map, its channels and a sanity check's randomized map: arrays in the binary form, base64 in JSON."""
+    body = {**SAMPLE, "method": "saliency", "checks": ["randomization"], "seed": 3}
+    url = f"{API}/models/{SHIPPED_ID}/explain"
+    js = client.post(url, json=body)
+    bi = client.post(url, json=body, headers={"Accept": BINARY})
+    assert js.headers["content-type"] == "application/json" and bi.headers["content-type"] == BINARY
+    j, b = js.json(), unpack(bi.content)
+    pairs = [(j["map"], b["map"]), (j["checks"]["randomization"]["map"], b["checks"]["randomization"]["map"])]
+    if j["channels"] is not None:
+        pairs.append((j["channels"], b["channels"]))
+    for jt, arr in pairs:
+        assert arr.dtype == np.dtype("<f4") and list(arr.shape) == jt["shape"]
+        assert arr.tobytes() == base64.b64decode(jt["data"])
+    rest = ("map", "channels", "checks")
+    assert {k: v for k, v in b.items() if k not in rest} == {k: v for k, v in j.items() if k not in rest}
+    assert b["checks"]["randomization"]["rank_correlation"] == j["checks"]["randomization"]["rank_correlation"]
+
+
+@pytest.mark.parametrize("route", ["forward", "explain"])
+def test_both_media_types_are_documented(client, route):
+    op = client.get("/openapi.json").json()["paths"][f"{API}/models/{{model_id}}/{route}"]["post"]
     assert set(op["responses"]["200"]["content"]) == {"application/json", BINARY}
     assert any(p["name"] == "format" for p in op["parameters"])
 
