@@ -43,11 +43,11 @@ from app.encoding import pack, to_json
 from app.errors import AppError, Busy, Invalid
 from app.schemas import LiveMessage
 from app.services import inference
-from app.services.training import apply_changes, check_batch, evaluate, finite, record_steps, trainer_for
+from app.services.jobs import training_state
+from app.services.training import apply_changes, check_batch, evaluate, finite, record_steps, take_optimizer, trainer_for
 from app.stores import ModelRecord
 from app.workers.pool import WorkerGone, WorkerPool, WorkerProcess
-from app.workers.train_worker import record_from_json
-from engine.checkpoint import checkpoint_bytes
+from app.workers.jobs import record_from_json
 from engine.train import StepRecord
 
 log = logging.getLogger("cnnvis")
@@ -241,18 +241,14 @@ class LiveSession:
         """Give the worker (started or taken from the pool if need be) the model's current state."""
         s, rec = self.state, self.rec
         with rec.lock.hold(s.settings.lock_wait_s):
-            trainer = trainer_for(s, rec)
-            opt = trainer.optimizer_state()
-            header = {"op": "load", "hp": rec.hp.to_dict(), "seed": rec.seed, "step": rec.step,
-                      "examples_seen": rec.examples_seen, "dataset_folder": str(s.datasets.folder(rec.dataset))}
-            ckpt = checkpoint_bytes(rec.model, classes=rec.classes, step=rec.step, meta=rec.meta())
+            fields, arrays = training_state(s, rec, trainer_for(s, rec))
             # From here the worker holds the training state; what the server keeps is the last copy back.
+            opt = {k[2:]: v for k, v in arrays.items() if k.startswith("o/")}
             rec.trainer, rec.optimizer_state, self._loaded_dataset = None, opt, rec.dataset
             self._loaded = True
         if self.worker is None:
             self.worker = self.pool.acquire(self._deliver)
-        arrays = {"checkpoint": np.frombuffer(ckpt, dtype=np.uint8)} | {f"o/{k}": v for k, v in opt.items()}
-        self.worker.send(header, arrays)
+        self.worker.send({"op": "load", **fields}, arrays)
 
     def _play(self, steps: int | None = None, keep: bool = False) -> None:
         """Start (or go on) training in the worker: ``steps`` steps, None until paused, or (``keep``) as before."""
@@ -325,7 +321,7 @@ class LiveSession:
                     record_steps(s, rec, self._unsynced)
                     self._unsynced = []
                 if stopped or reason == "sync":
-                    self._take_optimizer(header, arrays)
+                    take_optimizer(s, rec, header, arrays)
                 diverged = rec.diverged()
         else:
             diverged = False
@@ -349,15 +345,6 @@ class LiveSession:
         elif self.playing and weights and not self._syncing and time.monotonic() - self._last["save"] >= s.settings.save_every_s:
             self._syncing = True
             self._send({"op": "sync", "optimizer": True})
-
-    def _take_optimizer(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """The worker's optimizer state (and, once it stops, its last update) become the server's; hold ``rec.lock``."""
-        rec = self.rec
-        rec.optimizer_state, rec.trainer = {k[2:]: v for k, v in arrays.items() if k.startswith("o/")}, None
-        update = {k[2:]: np.array(v) for k, v in arrays.items() if k.startswith("u/")}
-        if update and header.get("last_update_step") == rec.step:
-            trainer = trainer_for(self.state, rec)
-            trainer.last_update, trainer.last_update_step = update, rec.step
 
     def _worker_died(self, code: int) -> None:
         """The worker exited under us: lose the steps since the last weights, and go on with a new one."""

@@ -2,7 +2,7 @@
 
 Every function that touches a record's fields runs while holding ``rec.lock`` (the callers say
 which); evaluation works on a copy of the weights taken under the lock, so live training is not
-held up while a whole split is scored.
+held up while a whole split is scored. Steps and evaluations run in worker processes (`app.services.jobs`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from app.deps import AppState
 from app.errors import Conflict, Invalid
+from app.services import jobs
 from app.stores import ModelRecord
 from app.stores.history import HistoryReader
-from engine.train import Hyperparameters, StepRecord, Trainer, evaluate_model
+from app.workers.jobs import record_from_json
+from engine.train import Evaluation, Hyperparameters, StepRecord, Trainer
 
 
 def finite(x: float) -> float | None:
@@ -105,16 +109,32 @@ def record_steps(state: AppState, rec: ModelRecord, records: list[StepRecord]) -
         rec.step, rec.examples_seen, rec.epoch = last.step, last.examples_seen, last.epoch
 
 
+def take_optimizer(state: AppState, rec: ModelRecord, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """A worker's optimizer state ``o/*`` (and its last update ``u/*``, when it took the model to its
+    current step) become the server's; hold ``rec.lock``."""
+    rec.optimizer_state, rec.trainer = {k[2:]: v for k, v in arrays.items() if k.startswith("o/")}, None
+    update = {k[2:]: np.array(v) for k, v in arrays.items() if k.startswith("u/")}
+    if update and header.get("last_update_step") == rec.step:
+        trainer = trainer_for(state, rec)
+        trainer.last_update, trainer.last_update_step = update, rec.step
+
+
 def train(state: AppState, rec: ModelRecord, steps: int, changes: dict[str, Any]) -> dict[str, Any]:
-    """POST /train: apply changes, take ``steps`` steps, save. Refused while the model trains live."""
+    """POST /train: apply changes, take ``steps`` steps in a worker process (the steps the server's
+    trainer would take: a trainer is its seed, step and optimizer state), bring the weights, optimizer
+    state and step records back under the model's lock, save. Refused while the model trains live."""
     if steps > state.settings.max_train_steps:
         raise Invalid(f"steps must be between 1 and {state.settings.max_train_steps} per request; use live training for more")
     state.live.refuse_if_playing(rec.id, "train with POST /train")
     with state.cpu.slot(), rec.lock.hold(state.settings.lock_wait_s):
         trainer = trainer_for(state, rec)
         apply_changes(rec, changes, state)
-        records = trainer.train(steps)
+        fields, arrays = jobs.training_state(state, rec, trainer)
+        header, arrays = jobs.run(state, "train", fields | {"steps": steps}, arrays)  # the steps, in a worker process
+        records = [record_from_json(d) for d in header["records"]]
+        rec.model.load_state({k[2:]: v for k, v in arrays.items() if k.startswith("w/")})
         record_steps(state, rec, records)
+        take_optimizer(state, rec, header, arrays)
         state.models.save(rec)
         return {"step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
                 "loss": [finite(r.loss) for r in records], "accuracy": [finite(r.accuracy) for r in records],
@@ -162,14 +182,15 @@ def batch_preview(state: AppState, rec: ModelRecord, count: int) -> dict[str, An
 
 
 def evaluate(state: AppState, rec: ModelRecord, split: str, max_examples: int | None, record: bool = True) -> dict[str, Any]:
-    """Score a split on a copy of the current weights; recorded in the history of writable models."""
+    """Score a split on the current weights in a worker process; recorded in the history of writable models."""
     if rec.dataset is None:
         raise Conflict(f"model {rec.id!r} has no dataset to evaluate on; PATCH it with a compatible \"dataset\"")
-    dataset = state.datasets.get(rec.dataset)
+    folder = str(state.datasets.folder(rec.dataset))
     with rec.lock.hold(state.settings.lock_wait_s):
-        model, step, loss = rec.model.copy(), rec.step, rec.hp.loss
+        fields, arrays = jobs.model_payload(rec)
+        fields |= {"dataset_folder": folder, "split": split, "loss": rec.hp.loss, "step": rec.step, "max_examples": max_examples}
     try:
-        ev = evaluate_model(model, dataset, split=split, loss=loss, step=step, max_examples=max_examples)
+        ev = Evaluation(**jobs.body(*jobs.run(state, "evaluate", fields, arrays)))  # scored in a worker process
     except ValueError as e:
         raise Invalid(str(e)) from None
     out = {

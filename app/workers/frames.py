@@ -70,3 +70,33 @@ def read(stream: BinaryIO) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise FrameError(f"array {name!r} is malformed")
         arrays[name] = np.frombuffer(body, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize, offset=offset).reshape(shape)
     return header, arrays
+
+
+def split(obj: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """A JSON-like value holding arrays anywhere -> ``(the value with each array replaced by
+    {"$array": name}, {name: array})``, to send as one frame's header field and arrays."""
+    arrays: dict[str, np.ndarray] = {}
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            name = f"r/{len(arrays)}"
+            arrays[name] = v
+            return {"$array": name}
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(obj), arrays
+
+
+def join(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """The inverse of `split`."""
+    if isinstance(obj, dict):
+        if obj.keys() == {"$array"}:
+            return arrays[obj["$array"]]
+        return {k: join(x, arrays) for k, x in obj.items()}
+    if isinstance(obj, list):
+        return [join(x, arrays) for x in obj]
+    return obj

@@ -3,14 +3,17 @@
 `WorkerProcess` wraps one ``python -m app.workers.train_worker`` child: `send` writes a command frame,
 a reader thread hands every answer to the ``deliver`` callback of whoever holds the worker (as
 ``("frame", header, arrays)``) and, when the child's pipe closes, ``("exit", returncode)``.
-`WorkerPool` keeps finished workers warm for the next live session (a start costs an interpreter and
-NumPy), up to one per core, and stops them all with the server.
+`WorkerPool` keeps finished workers warm for the next live session or job (a start costs an interpreter
+and NumPy), up to one per core, and stops them all with the server. `WorkerPool.run_job` runs one
+one-shot job (`app.workers.jobs`) on a worker of its own: an idle one or a new one, never one a live
+session holds; it goes back to the pool when the job has answered.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -28,6 +31,14 @@ Deliver = Callable[[tuple], None]
 
 class WorkerGone(RuntimeError):
     """The worker process has exited (killed, crashed or stopped)."""
+
+
+class JobFailed(RuntimeError):
+    """A job raised in the worker: ``error`` is the exception's type name, the message its text."""
+
+    def __init__(self, error: str, detail: str):
+        super().__init__(detail)
+        self.error = error
 
 
 def _worker_env() -> dict[str, str]:
@@ -126,6 +137,8 @@ class WorkerPool:
         self._all: set[WorkerProcess] = set()
         self._mutex = threading.Lock()
         self._closed = False
+        self._jobs: dict[WorkerProcess, str] = {}  # workers running a job -> its kind
+        self.jobs_done = 0  # jobs that answered (a result or the job's own error)
 
     def acquire(self, deliver: Deliver) -> WorkerProcess:
         with self._mutex:
@@ -176,6 +189,45 @@ class WorkerPool:
             if w in self._idle:
                 self._idle.remove(w)
         w.kill()
+
+    def run_job(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
+                on_progress: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Run one job (``header``: ``kind`` and its fields, `app.workers.jobs`) and wait for its
+        ``result`` frame ``(header, arrays)``; ``on_progress(header)`` gets each progress frame.
+        `JobFailed` when the job raised, `WorkerGone` when the worker died first (it is not reused)."""
+        answers: queue.Queue = queue.Queue()
+        w = self.acquire(answers.put)
+        with self._mutex:
+            self._jobs[w] = header["kind"]
+        answered = False
+        try:
+            w.send({**header, "op": "job"}, arrays)
+            while True:
+                item = answers.get()
+                if item[0] == "exit":
+                    raise WorkerGone(f"the worker process running this {header['kind']} job exited (code {item[1]})")
+                _, head, got = item
+                op = head.get("op")
+                if op == "progress" and on_progress is not None:
+                    on_progress(head)
+                elif op in ("result", "job_error", "error"):
+                    answered = True
+                    if op == "result":
+                        return head, got
+                    raise JobFailed(head.get("error", "RuntimeError"), head.get("detail", "the job failed"))
+        finally:
+            with self._mutex:
+                self._jobs.pop(w, None)
+                self.jobs_done += answered
+            if answered:
+                self.release(w)
+            else:  # dead, or still busy with a job nobody waits for: never handed out again
+                self.discard(w)
+
+    def job_workers(self) -> list[WorkerProcess]:
+        """The workers running a job now."""
+        with self._mutex:
+            return list(self._jobs)
 
     def pids(self) -> list[int]:
         with self._mutex:

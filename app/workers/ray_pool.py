@@ -9,7 +9,8 @@ actor is gone, ``("exit", code)``), so `app.services.live` drives either without
   a thread in the actor takes commands and steps while playing, as ``train_worker.main`` does. The
   server's reader thread fetches the frames with a blocking remote call (``answers``, at most
   ``READ_WAIT_S`` long) and delivers them in order.
-- **No shared file system.** A ``load`` names ``dataset_folder``; the server opens that dataset from
+- **Jobs too.** `WorkerPool.run_job` works unchanged: an actor runs the same ``job`` command.
+- **No shared file system.** A ``load`` or a job names ``dataset_folder``; the server opens that dataset from
   its own data directory, puts its arrays in Ray's object store once (cached by folder and the
   folder's ``dataset.json`` identity, so a re-imported dataset is put again) and the actor trains on
   that copy; the folder name it is given is ``object-store:<id>``, which no node could open. Weights,
@@ -135,7 +136,7 @@ class TrainActor:
         return self.outbox.take(timeout)
 
     def _use_dataset(self, header: dict[str, Any], dataset: list) -> None:
-        """The dataset of a ``load`` from the object store, under the name the command gives it."""
+        """The dataset of a ``load`` or a job from the object store, under the name the command gives it."""
         import ray
 
         key = header["dataset_folder"]
@@ -151,7 +152,7 @@ class TrainActor:
                 header, arrays, dataset = self.commands.get(block=block)
             except queue.Empty:
                 return None
-            if header.get("op") == "load" and dataset:
+            if dataset:
                 self._use_dataset(header, dataset)
             return header, arrays
 
@@ -206,7 +207,7 @@ class RayWorker:
     def send(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Queue one command in the actor; `WorkerGone` once it is known to be dead."""
         data = None
-        if header.get("op") == "load":
+        if header.get("dataset_folder"):  # a load, or a job on a dataset
             key, ref = self.pool.dataset(header["dataset_folder"])
             header, data = {**header, "dataset_folder": key}, [ref]
         with self._mutex:

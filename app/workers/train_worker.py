@@ -7,13 +7,16 @@ disk: it sends steps, weights and optimizer state back, and the server stays the
 
 Commands (header ``op``; arrays in `app.workers.frames` form):
 
-- ``load``: ``checkpoint`` (uint8, an engine checkpoint) + ``o/{param}/{buffer}`` optimizer state,
+- ``load``: the model (``model`` + arrays ``m/*``, or ``checkpoint``: `app.workers.jobs.model_of`) +
+  ``o/{param}/{buffer}`` optimizer state,
   with ``hp``, ``seed``, ``step``, ``examples_seen``, ``dataset_folder``. Builds the trainer.
 - ``play``: ``steps`` (None: until paused), ``report_s``, ``weights_s``, ``eval_every``.
 - ``set``: ``hp`` changes and/or ``frozen`` layers, applied between two steps.
 - ``sync`` (``optimizer``: bool): a ``state`` answer now; training goes on.
 - ``pause``: stop after the current step and answer a full ``state``.
 - ``unload``; ``quit``.
+- ``job`` with ``kind``: one explanation, evaluation or run of training steps, answered with
+  ``progress`` frames and one ``result`` or ``job_error`` (`app.workers.jobs`); the trainer is untouched.
 
 Answers: ``state`` with ``reason`` (report, eval, sync, paused, done, diverged), ``records`` (every
 step since the last answer), ``step``, ``examples_seen``, ``epoch``, ``playing``, and arrays ``w/*``
@@ -35,27 +38,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from app.workers import frames
-from engine.checkpoint import load_checkpoint
+from app.workers import frames, jobs
+from app.workers.jobs import record_json
 from engine.data.dataset import Dataset, open_dataset
 from engine.runtime import keep_freed_memory
-from engine.stepview import LayerStats
-from engine.train import Hyperparameters, StepRecord, Trainer
-
-
-def record_json(r: StepRecord) -> dict[str, Any]:
-    """A step record as JSON (NaN stays NaN: both ends are ours)."""
-    return {"step": r.step, "epoch": r.epoch, "examples_seen": r.examples_seen, "loss": r.loss, "accuracy": r.accuracy,
-            "learning_rate": r.learning_rate, "layers": {str(i): [s.grad_norm, s.update_ratio] for i, s in r.layers.items()},
-            "dead_relu": None if r.dead_relu is None else {str(i): v for i, v in r.dead_relu.items()}}
-
-
-def record_from_json(d: dict[str, Any]) -> StepRecord:
-    dead = d.get("dead_relu")
-    return StepRecord(step=d["step"], epoch=d["epoch"], examples_seen=d["examples_seen"], loss=d["loss"],
-                      accuracy=d["accuracy"], learning_rate=d["learning_rate"],
-                      layers={int(i): LayerStats(g, u) for i, (g, u) in d["layers"].items()},
-                      dead_relu=None if dead is None else {int(i): v for i, v in dead.items()})
+from engine.train import Trainer
 
 
 class Worker:
@@ -97,7 +84,9 @@ class Worker:
         op = header["op"]
         if op == "quit":
             raise SystemExit(0)
-        if op == "load":
+        if op == "job":
+            jobs.run(header, arrays, self.dataset, self.send)
+        elif op == "load":
             self.load(header, arrays)
         elif op == "unload":
             self.trainer, self.playing = None, False
@@ -121,16 +110,13 @@ class Worker:
             self.playing = False
             self.answer("paused", full=True)
 
-    def load(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        model = load_checkpoint(arrays["checkpoint"].tobytes()).model
-        folder = header["dataset_folder"]
+    def dataset(self, folder: str) -> Dataset:
         if folder not in self.datasets:
             self.datasets[folder] = open_dataset(folder)
-        trainer = Trainer(model, self.datasets[folder], Hyperparameters(**header["hp"]), seed=header["seed"],
-                          step=header["step"], examples_seen=header["examples_seen"])
-        opt = {k[2:]: v for k, v in arrays.items() if k.startswith("o/")}
-        if opt:
-            trainer.load_optimizer_state(opt)
+        return self.datasets[folder]
+
+    def load(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        trainer = jobs.trainer_of(header, arrays, self.dataset(header["dataset_folder"]))
         self.trainer, self.playing, self.pending = trainer, False, []
 
     def step(self) -> None:

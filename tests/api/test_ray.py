@@ -130,6 +130,26 @@ def test_live_steps_on_ray_are_the_steps_of_the_server(ray_client, data_dir):
 
 
 @needs_ray
+def test_explanations_and_evaluations_run_as_jobs_on_ray_actors(ray_client, data_dir):
+    """`WorkerPool.run_job` on a `RayPool`: the same job command in an actor, the dataset from the object store."""
+    import os
+
+    from engine.data.dataset import open_dataset
+    from engine.train import evaluate_model
+
+    [mid] = models(ray_client, 1, seed=7)
+    pool = ray_client.app.state.cnnvis.live.pool
+    done = pool.jobs_done
+    ev = ray_client.post(f"{API}/models/{mid}/evaluate", json={"split": "test", "max_examples": 30}).json()
+    model = load_checkpoint(ray_client.get(f"{API}/models/{mid}/checkpoint").content).model
+    want = evaluate_model(model, open_dataset(data_dir / "datasets" / "digits"), split="test", max_examples=30)
+    assert ev["accuracy"] == want.accuracy and ev["confusion_matrix"] == want.confusion_matrix
+    r = ray_client.post(f"{API}/models/{mid}/explain", json={"sample": {"index": 2}, "method": "saliency"})
+    assert r.status_code == 200 and r.json()["method"] == "saliency"
+    assert pool.jobs_done == done + 2 and os.getpid() not in pool.pids()
+
+
+@needs_ray
 def test_trainings_spread_over_the_nodes_and_survive_a_node_lost(ray_client, cluster):
     state = ray_client.app.state.cnnvis
     pool, ids = state.live.pool, models(ray_client, 3)

@@ -86,15 +86,12 @@ def test_the_preview_is_the_batch_the_next_step_trains_on(client, small_model):
     assert names and names <= {"flip", "rotate", "shift", "brightness", "contrast", "noise"}
     rotate = next(t for ts in preview["transforms"] for t in ts if t["name"] == "rotate")
     assert abs(rotate["degrees"]) <= 10
-    trainer = client.app.state.cnnvis.models.get(mid).trainer
-    drawn = []
-    real = trainer.next_batch
-    trainer.next_batch = lambda: drawn.append(real()) or drawn[-1]
-    try:
-        assert client.post(f"{API}/models/{mid}/train", json={"steps": 1}).status_code == 200
-    finally:
-        del trainer.next_batch
-    x, y = drawn[0]
+    # The step runs in a worker process: the batch it trained on shows in its loss, that of the weights before it.
+    rec = client.app.state.cnnvis.models.get(mid)
+    x, y = rec.trainer.next_batch()
+    want = rec.model.loss_and_grads(x, y, loss=rec.hp.loss, train=True, rng=np.random.default_rng(0)).loss  # no dropout
+    r = client.post(f"{API}/models/{mid}/train", json={"steps": 1})
+    assert r.status_code == 200 and np.isclose(r.json()["loss"][0], want, rtol=1e-5)
     assert np.allclose(decode_tensor(preview["images"]), x, atol=1e-6) and preview["labels"] == y.tolist()
     after = client.get(f"{API}/models/{mid}/train/batch?count=4").json()
     assert after["step"] == 2 and after["indices"] != preview["indices"]

@@ -1,0 +1,105 @@
+"""Explanations, evaluations and POST /train's steps as jobs in worker processes (`app.services.jobs`,
+`WorkerPool.run_job`): they run outside the server's process, give the server's results, a bad
+request is still a 422, and a worker killed mid-job is a clear 503 (or the stream's error line) after
+which the next job works. Every wait is on a process state, never on the clock alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+
+from app.encoding import decode_tensor
+from engine.checkpoint import load_checkpoint
+from engine.data.dataset import open_dataset
+from engine.train import evaluate_model
+from tests.api.test_workers import cmdline, running
+
+API = "/api/v1"
+
+
+def pool(client):
+    return client.app.state.cnnvis.live.pool
+
+
+def kill_when_busy(client, timeout: float = 60.0) -> threading.Thread:
+    """A thread that kills the first worker seen running a job (polling the pool's state)."""
+    killed: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = pool(client).job_workers()
+            if busy:
+                os.kill(busy[0].pid, signal.SIGKILL)
+                killed.append(busy[0].pid)
+                return
+            time.sleep(0.001)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.killed = killed
+    t.start()
+    return t
+
+
+def test_explain_evaluate_and_train_run_in_a_worker_process(client, small_model):
+    mid, p = small_model["id"], pool(client)
+    done = p.jobs_done
+    assert client.post(f"{API}/models/{mid}/explain", json={"sample": {"index": 2}, "method": "gradient"}).status_code == 200
+    assert client.post(f"{API}/models/{mid}/evaluate", json={"split": "test"}).status_code == 200
+    assert client.post(f"{API}/models/{mid}/train", json={"steps": 2, "batch_size": 4}).status_code == 200
+    assert p.jobs_done == done + 3 and p.job_workers() == []
+    pids = p.pids()  # kept warm for the next job or live session
+    assert pids and os.getpid() not in pids and all("app.workers.train_worker" in cmdline(pid) for pid in pids)
+
+
+def test_a_worker_evaluation_is_the_engine_evaluation(client, small_model, data_dir):
+    mid = small_model["id"]
+    client.post(f"{API}/models/{mid}/train", json={"steps": 3, "batch_size": 8})
+    got = client.post(f"{API}/models/{mid}/evaluate", json={"split": "test", "max_examples": 40}).json()
+    model = load_checkpoint(client.get(f"{API}/models/{mid}/checkpoint").content).model
+    ev = evaluate_model(model, open_dataset(data_dir / "datasets" / "digits"), split="test", step=3, max_examples=40)
+    assert got["accuracy"] == ev.accuracy and got["loss"] == ev.loss and got["confusion_matrix"] == ev.confusion_matrix
+
+
+def test_a_bad_request_found_in_the_worker_is_a_422_and_the_worker_is_kept(client, small_model):
+    mid, p = small_model["id"], pool(client)
+    client.post(f"{API}/models/{mid}/explain", json={"sample": {"index": 2}})
+    before = p.pids()
+    r = client.post(f"{API}/models/{mid}/explain", json={"sample": {"index": 2}, "method": "grad_cam", "layer": 7})
+    assert r.status_code == 422 and "feature maps" in r.json()["detail"]
+    assert p.pids() == before  # the job's own error: the worker answered and was kept
+
+
+def test_a_worker_killed_mid_training_is_a_503_and_the_next_job_works(client, small_model):
+    mid = small_model["id"]
+    assert client.post(f"{API}/models/{mid}/train", json={"steps": 1, "batch_size": 4}).status_code == 200
+    killer = kill_when_busy(client)
+    r = client.post(f"{API}/models/{mid}/train", json={"steps": 1000, "batch_size": 64})
+    killer.join()
+    assert killer.killed and not running(killer.killed[0])
+    assert r.status_code == 503 and "exited" in r.json()["detail"], r.text
+    assert client.get(f"{API}/models/{mid}").json()["step"] == 1  # nothing of the lost job was applied
+    r = client.post(f"{API}/models/{mid}/train", json={"steps": 2})
+    assert r.status_code == 200 and r.json()["step"] == 3
+    assert killer.killed[0] not in pool(client).pids()
+
+
+def test_a_worker_killed_mid_stream_ends_it_with_an_error_line(client, small_model):
+    mid = small_model["id"]
+    req = {"sample": {"index": 2}, "method": "occlusion", "patch": 1, "stride": 1, "checks": ["randomization", "deletion"]}
+    killer = kill_when_busy(client)
+    r = client.post(f"{API}/models/{mid}/explain/stream", json=req)
+    killer.join()
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert r.status_code == 200 and killer.killed
+    assert "exited" in lines[-1]["error"] and all("done" in p for p in lines[:-1])
+    r = client.post(f"{API}/models/{mid}/explain/stream", json={**req, "checks": []})  # the slot was given back
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert [p["done"] for p in lines[:-1]] == sorted(p["done"] for p in lines[:-1]) and len(lines) > 1
+    assert decode_tensor(lines[-1]["result"]["map"]).shape == (28, 28)
+    assert np.isfinite(decode_tensor(lines[-1]["result"]["map"])).all()
