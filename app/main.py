@@ -89,7 +89,8 @@ def make_state(settings: Settings) -> AppState:
     quota = Quota(settings)
     store = ModelStore(settings, quota)
     store.load()
-    state = AppState(settings=settings, models=store, datasets=DatasetStore(settings, quota), images=ImageStore(settings),
+    datasets = DatasetStore(settings, quota, shared=store.shared_dataset)  # a share link also reads its model's dataset
+    state = AppState(settings=settings, models=store, datasets=datasets, images=ImageStore(settings),
                      cpu=CpuLimiter(settings.max_cpu_jobs, settings.cpu_wait_s), quota=quota, live=None)
     pool = None  # LiveRegistry's default: local worker processes
     if settings.ray:

@@ -261,5 +261,6 @@ def model_json(rec: ModelRecord) -> dict[str, Any]:
         "spec": spec_to_dict(m.spec), "step": rec.step, "epoch": rec.epoch, "examples_seen": rec.examples_seen,
         "seed": rec.seed, "parameters": m.num_parameters, "input_shape": list(m.input_shape),
         "training": rec.hp.to_dict(), "frozen": sorted(m.frozen), "created": rec.created, "copied_from": rec.copied_from,
+        "shared": rec.read_only and rec.owner is not None,  # read-only because a share link opened it
         "layers": [layer_json(m, info) for info in m.info],
     }  # fmt: skip

@@ -67,8 +67,9 @@ def reset_model(rec: Record, state: State, body: ResetRequest | None = None) -> 
 
 @router.post("/models/{model_id}/share", summary="A read-only share link for a model (workspaces on; its workspace only)",
              description="Answers a new token (the previous one stops working): a request with `?share=<token>` or the "
-                         "header `X-Share-Token` may then read the model (GET, forward, explanations, pictures, checkpoint) "
-                         "but not change, train or delete it (409). 409 too for a shipped or shared-with-you model, or "
+                         "header `X-Share-Token` may then read the model (GET, forward, explanations, pictures, checkpoint, "
+                         "history) and its dataset (`GET /datasets/{name}`, its samples) but not change, train or "
+                         "delete either (409 for the model, 404 for the dataset). 409 too for a shipped or shared-with-you model, or "
                          "when the server runs without workspaces.")
 def share_model(rec: Record, state: State) -> dict:
     return service.share(state, rec)

@@ -39,6 +39,7 @@ def bootstrap_json(state) -> str:
         "datasets": state.datasets.listing(),
         "limits": {"max_upload_bytes": state.settings.max_upload_bytes, "max_image_side": state.settings.max_image_side},
         "colormaps": colormap_table(),
+        "workspaces": bool(state.settings.workspaces),  # the page offers share links only then
     }
     text = dumps(data)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -107,7 +107,8 @@ def create(state: AppState, req: CreateModel) -> ModelRecord:
 
 
 def copy_model(state: AppState, src: ModelRecord, rid: str, req: CreateModel) -> ModelRecord:
-    """A writable copy: weights, frozen layers, step, history and optimizer state. With ``transfer``:
+    """A writable copy in the copier's workspace: weights, frozen layers, step, history and optimizer state
+    (a model shared by link whose dataset its owner imported gets one of the copier's). With ``transfer``:
     transfer learning to ``req.dataset`` (other classes or input size): the source's layers up to its
     last one with feature maps ``(C, H, W)`` are kept with their weights and frozen, followed by a new
     head (flatten, dense sized for the dataset's classes, softmax if the source had one) drawn from
@@ -153,6 +154,11 @@ def copy_model(state: AppState, src: ModelRecord, rid: str, req: CreateModel) ->
         )  # fmt: skip
     if req.dataset is not None:
         rec.dataset = check_dataset(state, req.dataset, rec.model)["name"]
+    elif rec.dataset is not None and not state.datasets.exists(rec.dataset):
+        # a model shared by link, on a dataset its owner imported: that stays theirs, so the copy takes
+        # a dataset of the copier's that fits (as an imported checkpoint does), or none
+        rec.dataset = (_auto_dataset(state, rec.model) or {}).get("name")
+        record_event(rec, {"dataset": rec.dataset or "none"})
     if req.loss is not None:
         rec.hp = rec.hp.replace(loss=req.loss)
     return state.models.add(rec)

@@ -12,7 +12,9 @@ x C x H x W against ``max_dataset_bytes``), in CPU time (``max_import_seconds``)
 
 Workspaces (`app.workspaces`): an import's ``dataset.json`` names its ``owner``; other workspaces
 neither list nor open it (NotFound), and ``max_datasets`` counts the importer's own. Built-ins are
-everyone's. Names stay one namespace: importing under a name another workspace took is 409.
+everyone's. Names stay one namespace: importing under a name another workspace took is 409. A request
+carrying a model's share token (`Viewer.share`) may also read that model's dataset (`summary`, `get`:
+its facts, samples and forward passes by sample), never list, delete or build models on it (`exists`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import re
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, QuotaExceeded, TooLarge
@@ -67,8 +69,9 @@ def info_json(info: dict[str, Any], *, builtin: bool) -> dict[str, Any]:
 
 
 class DatasetStore:
-    def __init__(self, settings: Settings, quota: Quota | None = None):
+    def __init__(self, settings: Settings, quota: Quota | None = None, shared: Callable[[str], str | None] | None = None):
         self.quota = quota  # the data directory's byte quota, checked with what an import stored
+        self.shared = shared  # a share hash -> the dataset of the model it opens (`ModelStore.shared_dataset`)
         self.root = Path(settings.datasets_dir)
         self.import_root = Path(settings.import_dir)
         self.sizes = dict(settings.builtin_sizes or {})
@@ -107,6 +110,15 @@ class DatasetStore:
     def _visible(self, name: str, viewer: Viewer) -> bool:
         return name in BUILTINS or viewer.teacher or viewer.owns(self.owner(name))
 
+    def readable(self, name: str, viewer: Viewer | None = None) -> bool:
+        """Whether ``viewer`` (default: the request's) may read ``name``: a dataset it may see (`exists`), or
+        the dataset of the model whose share token it carries."""
+        viewer = viewer or current()
+        if self.exists(name, viewer):
+            return True
+        return (viewer.share is not None and self.shared is not None and self.shared(viewer.share) == name
+                and self.exists(name, EVERYONE))
+
     def owned_bytes(self, owner: str) -> int:
         """The bytes of ``owner``'s imported datasets (for its quota)."""
         return sum(folder_bytes(self._dir(n)) for n in self.imported(Viewer(owner)))
@@ -124,7 +136,7 @@ class DatasetStore:
     def summary(self, name: str) -> dict[str, Any]:
         """What the list shows, from ``dataset.json`` (no pixel is read); built-ins not generated yet are
         described from their constants. Raises NotFound, or Invalid for an unreadable import."""
-        if not self.exists(name):
+        if not self.readable(name):
             raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names())}")
         info = self._read_info(name)
         if info is not None:
@@ -175,7 +187,7 @@ class DatasetStore:
 
     def get(self, name: str) -> Dataset:
         """The dataset, opened (memory-mapped) or generated once (raises NotFound)."""
-        if not self.exists(name):
+        if not self.readable(name):
             raise NotFound(f"no dataset named {name!r}; known datasets: {', '.join(self.names())}")
         with self._mutex:
             if name in self._loaded:

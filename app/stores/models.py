@@ -25,7 +25,8 @@ the history of the training that made them from a companion ``{stem}.history.jso
 Workspaces (`app.workspaces`): a saved model's meta names its ``owner`` (the workspace that made,
 copied or imported it) and, once shared by link, the ``share`` hash of its token. `list`, `get` and
 `count` answer for the request's viewer: another workspace's model is missing (NotFound), except to
-the teacher, and to a request carrying its share token, which gets a read-only view of it. Shipped
+the teacher, and to a request carrying its share token, which gets a read-only view of it (and may read
+its dataset: `shared_dataset`). Shipped
 models are everyone's. With workspaces off, the viewer sees everything and no owner is written.
 """
 
@@ -211,6 +212,13 @@ class ModelStore:
     def visible(rec: ModelRecord, viewer: Viewer) -> bool:
         """Shipped models to everyone; saved ones to their workspace and the teacher."""
         return (rec.read_only and rec.owner is None) or viewer.owns(rec.owner)
+
+    def shared_dataset(self, share: str) -> str | None:
+        """The dataset of the saved model whose share hash is ``share`` (`Viewer.share`), or None: what a share
+        link may also read (`DatasetStore`)."""
+        with self._mutex:
+            records = [r for r in self._records.values() if r.share and not r.read_only]
+        return next((r.dataset for r in records if hmac.compare_digest(r.share, share)), None)
 
     def list(self, viewer: Viewer | None = None) -> list[ModelRecord]:
         """The models ``viewer`` (default: the request's) may see, shipped ones first."""

@@ -1,9 +1,11 @@
 // @ts-check
 /**
  * The only module that talks to the server: REST v1 over fetch and the live-training WebSocket.
- * Every error becomes an ApiError carrying the server's `detail` text.
+ * Every error becomes an ApiError carrying the server's `detail` text. A page opened by a share link
+ * sends its token (`X-Share-Token`) on every request; links.js builds the URLs the browser loads itself.
  */
 import { decodeExplanation, decodeForward, inputBody } from './answers.js';
+import { createLinks } from './links.js';
 import { BINARY_MEDIA, decodeBinary, decodeTensor } from './tensor.js';
 
 /** The live socket's close code when its model is deleted (`DELETE /api/v1/models/{id}`; reason "model deleted"). */
@@ -45,8 +47,9 @@ function detailText(body, status) {
 /**
  * Create the API client.
  * @param {string} base e.g. "/api/v1"
+ * @param {string} [share] the share-link token the page was opened with (route.js)
  */
-export function createApi(base) {
+export function createApi(base, share = '') {
   /** Requests in flight per model id, so deleting a model can abandon them before the server answers 404. */
   /** @type {Map<string, Set<AbortController>>} */
   const inflight = new Map();
@@ -71,7 +74,8 @@ export function createApi(base) {
     const set = mid === null ? null : inflight.get(mid) || new Set();
     if (mid !== null && set) inflight.set(mid, set.add(ctl));
     try {
-      return await fetch(base + path, { ...init, signal: ctl.signal });
+      const headers = share ? { ...init.headers, 'X-Share-Token': share } : init.headers;
+      return await fetch(base + path, { ...init, headers, signal: ctl.signal });
     } catch {
       if (ctl.signal.aborted) throw gone();
       throw new ApiError(0, 'The server cannot be reached. Is it still running?');
@@ -105,6 +109,7 @@ export function createApi(base) {
   const model = (/** @type {string} */ id) => `/models/${enc(id)}`;
 
   return {
+    ...createLinks(base, share),
     listModels: () => request('GET', '/models'),
     getModel: (/** @type {string} */ id) => request('GET', model(id)),
     /** @param {Record<string, any>} body {"preset"|"spec"|"from", "dataset"?, "name"?, ...} */
@@ -129,9 +134,6 @@ export function createApi(base) {
     getDataset: (/** @type {string} */ name) => request('GET', `/datasets/${enc(name)}`),
     listDatasets: () => request('GET', '/datasets'),
     colormaps: () => request('GET', '/colormaps'),
-    /** @param {string} name @param {string} split @param {number} index */
-    sampleUrl: (name, split, index) => `${base}/datasets/${enc(name)}/samples/${enc(split)}/${index}.png`,
-    imageUrl: (/** @type {string} */ id) => `${base}/images/${enc(id)}`,
     /** @param {Blob} file */
     uploadImage(file) {
       const form = new FormData();
@@ -151,7 +153,6 @@ export function createApi(base) {
       form.append('file', file, file instanceof File ? file.name : 'model.npz');
       return request('POST', '/models/import', { form });
     },
-    checkpointUrl: (/** @type {string} */ id) => `${base}${model(id)}/checkpoint`,
     /** @param {string} id @param {InputRef} ref @returns {Promise<Forward>} */
     async forward(id, ref) {
       return decodeForward(await request('POST', `${model(id)}/forward`, { json: inputBody(ref), binary: true }));
@@ -177,13 +178,15 @@ export function createApi(base) {
     layerHistory: (id) => request('GET', `${model(id)}/history?layers=true`),
     /** Inside the learning step for one image and label. @param {string} id @param {InputRef} ref @param {number} label */
     gradients: (id, ref, label) => request('POST', `${model(id)}/gradients?dtype=float16`, { json: { ...inputBody(ref), label } }),
+    /** A new read-only share link's token (workspaces on; the previous link stops working). @param {string} id */
+    shareModel: (id) => request('POST', `${model(id)}/share`),
     /** @param {string} id @param {Record<string, any>} [body] */
     reset: (id, body = {}) => request('POST', `${model(id)}/reset`, { json: body }),
     /** @param {any} spec */
     validateSpec: (spec) => request('POST', '/specs/validate', { json: { spec } }),
     /** @param {string} id @param {InputRef} ref @param {Record<string, any>} params method, target, layer, patch, stride, checks, ... */
     async explain(id, ref, params) {
-      return decodeExplanation(await request('POST', `${model(id)}/explain`, { json: { ...inputBody(ref), ...params } }));
+      return decodeExplanation(await request('POST', `${model(id)}/explain`, { json: { ...inputBody(ref), ...params }, binary: true }));
     },
     /**
      * The same explanation streamed as NDJSON: `onProgress({done, total, pass})` while occlusion runs.

@@ -77,7 +77,8 @@ export function createCopies(store, api, deps) {
         }
         const base = `${model.name} (my copy)`;
         if (!agreed.has(model.id)) {
-          const yes = await ask(`“${model.name}” is ready-trained and stays as it is; training it makes your copy, “${distinctName(base, models)}”.`);
+          const what = model.shared ? 'shared with you read-only' : 'ready-trained';
+          const yes = await ask(`“${model.name}” is ${what} and stays as it is; training it makes your copy, “${distinctName(base, models)}”.`);
           if (!yes || store.get().model?.id !== model.id) return false;
           agreed.add(model.id);
         }

@@ -16,7 +16,7 @@ import { createEditor } from './editor.js';
 import { roveGrids } from './gridkeys.js';
 import { createLibrary } from './library.js';
 import { createManager } from './manage.js';
-import { createRouter } from './route.js';
+import { createRouter, parseRoute } from './route.js';
 import { createStore, initialState } from './state.js';
 import { createTrainer } from './training.js';
 import * as ask from './views/ask.js';
@@ -29,7 +29,7 @@ import * as transport from './views/transport.js';
 
 const boot = JSON.parse(document.getElementById('bootstrap')?.textContent || '{}');
 const store = createStore(initialState(boot));
-const api = createApi(boot.api_base || '/api/v1');
+const api = createApi(boot.api_base || '/api/v1', parseRoute(location.search).share); // a share link's token
 const actions = createActions(store, api);
 const trainer = createTrainer(store, api, actions);
 const editor = createEditor(store, api, actions);

@@ -5,7 +5,9 @@
  *   ?model=tiny-vgg-shapes&input=sample:test:3&layer=4&channel=2&tab=filters&colour=per-layer
  *
  * `input` is `sample:{split}:{index}` or `image:{id}` (an uploaded image); `colour` is the scale mode
- * (per-map, per-layer, global) and `cmap` the colour map when it is not the automatic one.
+ * (per-map, per-layer, global) and `cmap` the colour map when it is not the automatic one. `share` is
+ * a share link's token (the model opens read-only; api.js sends it with every request): every address
+ * written keeps it while the address has it.
  *
  * History: changing the model, the input or the open tab pushes an entry (Back returns to it);
  * selecting another map (layer, channel) or changing the colours replaces the current entry, so
@@ -18,10 +20,11 @@ import { firstSample } from './actions.js';
 const MODES = /** @type {const} */ ([['per-map', 'channel'], ['per-layer', 'layer'], ['global', 'global']]);
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const INT = /^(0|[1-9][0-9]{0,8})$/;
+const SHARE = /^[A-Za-z0-9_-]{1,200}$/;
 
 /**
  * @typedef {{model?: string, input?: import('./state.js').InputRef, layer?: number, channel?: number,
- *   tab?: string, colour?: string, cmap?: string}} Route
+ *   tab?: string, colour?: string, cmap?: string, share?: string}} Route
  */
 
 /**
@@ -51,15 +54,18 @@ export function parseRoute(search) {
   if (mode) r.colour = mode[1];
   const cmap = q.get('cmap');
   if (cmap && /^[a-z0-9_-]{1,32}$/.test(cmap)) r.cmap = cmap;
+  const share = q.get('share');
+  if (share && SHARE.test(share)) r.share = share;
   return r;
 }
 
 /**
  * The query string of what the page shows ('' before a model is loaded).
  * @param {import('./state.js').State} state
+ * @param {string} [share] the share-link token to keep (last, after `cmap`)
  * @returns {string} e.g. "?model=a&input=sample:test:3&layer=0&channel=2&tab=detail&colour=per-layer"
  */
-export function routeOf(state) {
+export function routeOf(state, share) {
   if (!state.model) return '';
   /** @type {string[][]} */
   const parts = [['model', state.model.id]];
@@ -68,6 +74,7 @@ export function routeOf(state) {
   if (state.selection) parts.push(['layer', String(state.selection.layer)], ['channel', String(state.selection.channel)]);
   parts.push(['tab', state.tab], ['colour', MODES.find(([, mode]) => mode === state.colour.mode)?.[0] ?? 'per-layer']);
   if (state.colour.cmap !== 'auto') parts.push(['cmap', state.colour.cmap]);
+  if (share && SHARE.test(share)) parts.push(['share', share]);
   return `?${parts.map(([k, v]) => `${k}=${encodeURIComponent(v).replace(/%3A/g, ':')}`).join('&')}`;
 }
 
@@ -91,11 +98,13 @@ export function createRouter(store, actions, win = window) {
   let restoring = 0;
   /** The address has been written once (the first write replaces the entry the page was opened with). */
   let written = false;
+  /** The address for `state`, keeping the share token the current address has. @param {import('./state.js').State} state */
+  const addressOf = (state) => routeOf(state, parseRoute(win.location.search).share);
 
   /** Write the address for the current state: push a new entry or replace this one. */
   function write() {
     const state = store.get();
-    const search = routeOf(state);
+    const search = addressOf(state);
     if (restoring || !search || state.loading || search === win.location.search) return;
     const url = `${win.location.pathname}${search}${win.location.hash}`;
     if (written && pushKey(search) !== pushKey(win.location.search)) win.history.pushState(null, '', url);
@@ -151,7 +160,7 @@ export function createRouter(store, actions, win = window) {
     } finally {
       restoring -= 1;
     }
-    const search = routeOf(store.get());
+    const search = addressOf(store.get());
     if (!restoring && search) {
       if (search !== win.location.search) win.history.replaceState(null, '', `${win.location.pathname}${search}${win.location.hash}`);
       written = true;

@@ -198,6 +198,44 @@ def test_share_link_reads_but_cannot_write(two):
     assert b"owner" not in c.get(f"{API}/models/{mid}/checkpoint", headers=A).content
 
 
+def test_share_link_reads_the_models_own_dataset_but_cannot_change_it(two):
+    c, a, b, _ = two
+    A, B = as_(c, a), as_(c, b)
+    assert post_zip(c.__class__(c.app, base_url="http://testserver", headers=A), class_zip(), channels="1", height="16",
+                    width="16").status_code == 201
+    spec = {**SMALL_SPEC, "input_shape": [1, 16, 16], "layers": [{"type": "flatten"}, {"type": "dense", "units": 2}]}
+    mid = c.post(f"{API}/models", json={"spec": spec, "dataset": "pets", "name": "on pets"}, headers=A).json()["id"]
+    share = c.post(f"{API}/models/{mid}/share", headers=A).json()["token"]
+    S = {**B, "x-share-token": share}
+    sample = {"sample": {"split": "test", "index": 0}}
+    reads = [("get", "/datasets/pets", None), ("get", "/datasets/pets/samples/train/0.png", None),
+             ("post", f"/models/{mid}/forward", sample)]
+    for method, path, body in reads:
+        assert c.request(method, f"{API}{path}", json=body, headers=S).status_code == 200, path
+        assert c.request(method, f"{API}{path}?share={share}", json=body, headers=B).status_code == 200, path
+        assert c.request(method, f"{API}{path}", json=body, headers=B).status_code == 404, path  # not without it
+        assert c.request(method, f"{API}{path}", json=body, headers={**B, "x-share-token": "wrong"}).status_code == 404
+    assert c.get(f"{API}/datasets/pets", headers=S).json()["classes"] == ["cat", "dog"]
+    assert "pets" not in [d["name"] for d in c.get(f"{API}/datasets", headers=S).json()]  # read, not listed
+    # never changed, deleted or built on with the token
+    assert c.delete(f"{API}/datasets/pets", headers=S).status_code == 404
+    assert post_zip(c.__class__(c.app, base_url="http://testserver", headers=S), class_zip(), channels="1", height="16",
+                    width="16").status_code == 409
+    assert c.post(f"{API}/models", json={"spec": spec, "dataset": "pets"}, headers=S).status_code == 422
+    mine = c.post(f"{API}/models", json={"spec": spec}, headers=B).json()["id"]
+    assert c.patch(f"{API}/models/{mine}", json={"dataset": "pets"}, headers=S).status_code == 422
+    assert c.get(f"{API}/datasets/pets/samples/train/0.png", headers=A).status_code == 200  # still there, still A's
+    # a copy belongs to the copier, and does not keep a dataset that is not theirs
+    copy = c.post(f"{API}/models", json={"from": mid}, headers=S)
+    assert copy.status_code == 201, copy.text
+    assert copy.json()["dataset"] != "pets" and copy.json()["read_only"] is False
+    assert c.get(f"{API}/models/{copy.json()['id']}", headers=B).status_code == 200
+    assert c.get(f"{API}/models/{copy.json()['id']}", headers=A).status_code == 404
+    # a new token ends the old one's access to the dataset too
+    c.post(f"{API}/models/{mid}/share", headers=A)
+    assert c.get(f"{API}/datasets/pets", headers=S).status_code == 404
+
+
 def test_quotas_count_each_workspace(data_dir, pretrained_dir):
     settings = make_settings(data_dir, pretrained_dir, workspaces=True, max_models=1, max_images=1)
     with TestClient(create_app(settings), base_url="http://testserver") as c:

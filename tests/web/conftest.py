@@ -27,11 +27,12 @@ WAIT_S = 30.0  # the longest any wait here lasts before it fails (it ends as soo
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 # A small built-in dataset keeps evaluation and epochs quick; the page does not depend on its size.
 SERVER = """
-import sys, uvicorn
+import os, sys, uvicorn
 from pathlib import Path
 from app.config import Settings
 from app.main import create_app
-settings = Settings(data_dir=Path(sys.argv[1]), builtin_sizes={"shapes": (800, 200), "digits": (800, 200)})
+settings = Settings(data_dir=Path(sys.argv[1]), builtin_sizes={"shapes": (800, 200), "digits": (800, 200)},
+                    workspaces=os.environ.get("CNNVIS_WORKSPACES") == "1")
 uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
 
@@ -53,12 +54,10 @@ def _get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """Base URL of a real server on 127.0.0.1 with a fresh data directory."""
-    data = tmp_path_factory.mktemp("pagedata")
+def _serve(data: Path, workspaces: bool = False):
+    """Run a real server on 127.0.0.1 with the data directory ``data``; yield its base URL once it answers."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CNNVIS_WORKSPACES": "1" if workspaces else "0"}
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(data), str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -84,6 +83,19 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Base URL of a real server on 127.0.0.1 with a fresh data directory."""
+    yield from _serve(tmp_path_factory.mktemp("pagedata"))
+
+
+@pytest.fixture(scope="session")
+def ws_server(tmp_path_factory):
+    """Base URL of a second real server, with private workspaces on (`CNNVIS_WORKSPACES=1`): each browser
+    context (its own cookie) is another workspace."""
+    yield from _serve(tmp_path_factory.mktemp("wsdata"), workspaces=True)
+
+
+@pytest.fixture(scope="session")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
     exe = _chromium()
@@ -95,26 +107,39 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server, request):
-    """A fresh page at 1280x800 that fails the test on any console error or uncaught exception."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+def new_page(browser, base: str):
+    """A page at 1280x800 in a new browser context (its own cookies: its own workspace on a server with
+    workspaces) that records console errors and uncaught exceptions; `check_console` then judges them."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    pg.base_url = server  # type: ignore[attr-defined]
+    pg.base_url = base  # type: ignore[attr-defined]
     pg.console_errors = errors  # type: ignore[attr-defined]
     pg.expected_http_errors = set()  # type: ignore[attr-defined]  # statuses a test provokes on purpose
+    return pg
+
+
+def check_console(pg) -> None:
+    """Fail on any console error but the 4xx answers the test provoked on purpose (Chromium logs every
+    4xx answer to fetch(); such a test names its status in ``pg.expected_http_errors``)."""
+    allowed = tuple(f"status of {code} " for code in pg.expected_http_errors)
+    errors = pg.console_errors  # type: ignore[attr-defined]
+    unexpected = [e for e in errors if not (allowed and "Failed to load resource" in e and any(a in e for a in allowed))]
+    assert not unexpected, "console errors:\n" + "\n".join(unexpected)
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh page at 1280x800 that fails the test on any console error or uncaught exception."""
+    pg = new_page(browser, server)
     yield pg
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         shot(pg, f"FAILED-{request.node.name}")
-    context.close()
-    # Chromium logs every 4xx answer to fetch(); a test that provokes one on purpose names its status.
-    allowed = tuple(f"status of {code} " for code in pg.expected_http_errors)
-    unexpected = [e for e in errors if not (allowed and "Failed to load resource" in e and any(a in e for a in allowed))]
-    assert not unexpected, "console errors:\n" + "\n".join(unexpected)
+    pg.context.close()
+    check_console(pg)
 
 
 @pytest.hookimpl(hookwrapper=True)

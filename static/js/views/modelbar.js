@@ -35,5 +35,7 @@ export function render(view, state, changed) {
   if (model && view.select.value !== model.id) view.select.value = model.id;
   if (!model) return;
   view.badge.hidden = !model.read_only;
+  setText(view.badge, model.shared ? 'shared read-only' : 'ready-trained');
+  view.badge.title = model.shared ? 'Shared with you by link: training it trains your copy' : 'A ready-trained model: training it trains a copy';
   setText(view.info, `${model.dataset} · ${model.classes.length} classes · ${fmtInt(model.parameters)} parameters`);
 }

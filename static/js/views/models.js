@@ -2,12 +2,14 @@
 /**
  * The model card of the training panel: which model trains, copying the ready-trained one, a new
  * model from a preset on a dataset, importing a dataset (.zip of class folders), and downloading or
- * importing a checkpoint, which of its layers train (views/freeze.js) and deleting it.
+ * importing a checkpoint, which of its layers train (views/freeze.js), sharing it by link
+ * (views/share.js) and deleting it.
  */
 import { twoClick } from '../confirm.js';
 import { field, h, replaceChildren, setText } from '../dom.js';
 import { fmtInt } from '../format.js';
 import * as freeze from './freeze.js';
+import * as share from './share.js';
 
 /**
  * @param {HTMLElement} root
@@ -58,10 +60,12 @@ export function mount(root, ctx) {
     npz.value = '';
   });
 
+  const sharing = share.mount(ctx);
   const layers = h('div', { class: 'freeze', dataset: { view: 'freeze' } });
   const layersView = freeze.mount(layers, ctx);
   root.append(
-    h('div', { class: 'panel-head' }, h('h3', {}, 'Model'), remove), note, h('div', { class: 'row' }, copy, download),
+    h('div', { class: 'panel-head' }, h('h3', {}, 'Model'), h('div', { class: 'row' }, sharing.button, remove)), note,
+    h('div', { class: 'row' }, copy, download), sharing.box,
     layers,
     h('h4', { class: 'subhead' }, 'Or start a new one'),
     h('div', { class: 'row' }, field('Architecture', preset), field('Dataset', dataset), create),
@@ -73,7 +77,7 @@ export function mount(root, ctx) {
         zip, h('div', { class: 'row' }, dsName, dsShape, dsUpload),
         h('p', { class: 'hint' }, 'Import a checkpoint (.npz) saved from this app:'), npz)),
   );
-  return { root, ctx, note, copy, download, remove, confirm, modelId: '', layersView, preset, dataset, api, datasetsKey: '' };
+  return { root, ctx, note, copy, download, remove, confirm, modelId: '', layersView, sharing, preset, dataset, api, datasetsKey: '' };
 }
 
 /**
@@ -97,10 +101,11 @@ export function render(view, state, changed) {
   const { model } = state;
   if (!model || !changed.has('model')) return;
   view.remove.hidden = !!model.read_only;
+  share.render(view.sharing, model);
   if (model.id !== view.modelId) view.confirm.disarm(); // an armed Delete is for the model it was armed on
   view.modelId = model.id;
   setText(view.note, model.read_only
-    ? `“${model.name}” is ready-trained and read-only. Press Step or Play and the page trains a copy, or copy it now.`
+    ? `“${model.name}” is ${model.shared ? 'shared with you' : 'ready-trained'} and read-only. Press Step or Play and the page trains a copy, or copy it now.`
     : `Training “${model.name}” on ${model.dataset}: step ${fmtInt(model.step)}, epoch ${fmtInt(model.epoch ?? 0)}.`);
   view.download.setAttribute('href', view.api.checkpointUrl(model.id));
 }

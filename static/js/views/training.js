@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * The training panel: hyperparameters (changeable while playing, each change marked on the
- * curves), live loss and accuracy curves with smoothing, a log scale, hover values and a CSV
- * download, and the next mini-batch. The model card beside it is views/models.js.
+ * curves), live loss and accuracy curves with smoothing, a log scale, hover values, a CSV download
+ * of the whole history from the server (not the curves' downsampled points), and the next mini-batch. The model card beside it is views/models.js.
  */
 import { createChart, smooth } from '../charts.js';
 import { debounce, field, h, replaceChildren, setText } from '../dom.js';
@@ -52,17 +52,17 @@ export function mount(root, ctx) {
 
   const log = h('input', { type: 'checkbox', 'aria-label': 'Log scale for the loss' });
   const smoothing = h('input', { type: 'range', min: '0', max: '0.99', step: '0.01', value: '0.9', 'aria-label': 'Smoothing' });
-  const csv = h('button', { type: 'button', class: 'btn btn-small' }, 'Download CSV');
+  const csv = h('a', { class: 'btn btn-small', download: '', href: '#', dataset: { action: 'download-csv' },
+    'aria-label': 'Download every step, evaluation and change as CSV' }, 'Download CSV');
   const lossChart = createChart({ label: 'Loss per step' });
   const accChart = createChart({ label: 'Accuracy per step' });
   const summary = h('p', { class: 'train-summary', 'aria-live': 'polite' });
   const batch = h('div', { class: 'batch', role: 'group', 'aria-label': 'The next mini-batch' });
   const batchNote = h('p', { class: 'hint' });
-  const view = { root, ctx, inputs, log, smoothing, lossChart, accChart, summary, batch, batchNote, batchKey: '', lastDraw: 0, timer: /** @type {any} */ (0) };
+  const view = { root, ctx, inputs, log, smoothing, csv, lossChart, accChart, summary, batch, batchNote, batchKey: '', lastDraw: 0, timer: /** @type {any} */ (0) };
   const redraw = () => drawCharts(view, ctx.store.get());
   log.addEventListener('change', redraw);
   smoothing.addEventListener('input', redraw);
-  csv.addEventListener('click', () => downloadCsv(ctx.store.get()));
   new ResizeObserver(debounce(redraw, 100)).observe(lossChart.el);
 
   root.append(
@@ -105,6 +105,7 @@ export function render(view, state, changed) {
     }
     const m = /** @type {HTMLInputElement} */ (view.inputs.momentum);
     m.disabled = model.training?.optimizer === 'adam';
+    view.csv.setAttribute('href', view.ctx.api.historyCsvUrl(model.id)); // the browser streams it
   }
   if (state.tab !== 'training') return;
   learning.render(view.learning, state);
@@ -151,22 +152,6 @@ function drawCharts(view, state) {
   replaceChildren(view.summary,
     lastStep ? `loss ${fmt(lastStep.loss)} · batch accuracy ${fmtPct(lastStep.accuracy)}` : '',
     last ? ` · test accuracy ${fmtPct(last.accuracy)} at step ${fmtInt(last.step)}` : '');
-}
-
-/** @param {import('../state.js').State} state */
-function downloadCsv(state) {
-  const { steps, evaluations, events } = state.history;
-  const rows = [['split', 'step', 'epoch', 'loss', 'accuracy', 'learning_rate', 'time', 'changes']];
-  for (const p of steps) rows.push(['train', p.step, p.epoch ?? '', p.loss, p.accuracy, p.learning_rate ?? '', p.time ?? '', ''].map(String));
-  for (const e of evaluations) rows.push([e.split || 'test', e.step, e.epoch ?? '', e.loss, e.accuracy, '', e.time ?? '', ''].map(String));
-  for (const e of events) rows.push(['event', String(e.step), '', '', '', '', '', JSON.stringify(e.changes).replace(/"/g, '""')]);
-  const text = rows.map((r) => r.map((c, i) => (i === 7 && c ? `"${c}"` : c)).join(',')).join('\n');
-  const url = URL.createObjectURL(new Blob([text + '\n'], { type: 'text/csv' }));
-  const a = h('a', { href: url, download: `${state.model?.name || 'model'}-history.csv`.replace(/[^\w.-]+/g, '_') });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 /**
