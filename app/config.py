@@ -34,6 +34,7 @@ class Settings:
     max_batch_values: int = 32_000_000  # batch_size x activation values in one training step
     save_every_s: float = 5.0  # live training persists this often (and on pause)
     warm_datasets: bool = True  # generate the built-in datasets in the background at startup
+    warm_worker: bool = True  # start one worker process in the background at startup (the first job need not wait)
     # {"shapes": (n_train, n_test)}: smaller built-ins (tests); None keeps the engine's defaults.
     builtin_sizes: dict[str, tuple[int, int]] | None = field(default=None)
     import_root: Path | None = None  # default: DATA_DIR/imports
@@ -113,6 +114,7 @@ def get_settings() -> Settings:
         max_cpu_jobs=_int("CNNVIS_MAX_CPU_JOBS", defaults.max_cpu_jobs),
         max_in_flight=_int("CNNVIS_MAX_IN_FLIGHT", defaults.max_in_flight),
         warm_datasets=env("CNNVIS_WARM_DATASETS", "1") not in ("0", "false", "no"),
+        warm_worker=env("CNNVIS_WARM_WORKER", "1") not in ("0", "false", "no"),
         import_root=Path(env("CNNVIS_IMPORT_DIR")) if env("CNNVIS_IMPORT_DIR") else None,
         allowed_origins=_list("CNNVIS_ALLOWED_ORIGINS"),
         allowed_hosts=_list("CNNVIS_ALLOWED_HOSTS"),

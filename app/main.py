@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cnnvis = state
         if settings.warm_datasets:
             state.datasets.warm()
+        if settings.warm_worker:
+            state.live.pool.warm()
         log.info("cnn-visualizer: %d models in %s", len(state.models.list()), settings.data_dir)
         # Starlette spools uploads over 1 MB to a tempfile with no folder given: put them in DATA_DIR/tmp.
         system_tmp, tempfile.tempdir = tempfile.tempdir, str(settings.tmp_dir)

@@ -26,6 +26,7 @@ import numpy as np
 from app.workers import frames
 
 log = logging.getLogger("cnnvis")
+WARM_WAIT_S = 30.0  # how long a job waits for the worker being warmed rather than start a second one
 Deliver = Callable[[tuple], None]
 
 
@@ -139,8 +140,12 @@ class WorkerPool:
         self._closed = False
         self._jobs: dict[WorkerProcess, str] = {}  # workers running a job -> its kind
         self.jobs_done = 0  # jobs that answered (a result or the job's own error)
+        self._warmed = threading.Event()  # cleared while `warm` starts a worker
+        self._warmed.set()
 
     def acquire(self, deliver: Deliver) -> WorkerProcess:
+        """An idle worker, the one `warm` is starting once it is up, or a new one."""
+        self._warmed.wait(WARM_WAIT_S)  # set at once unless a warm-up is under way
         with self._mutex:
             if self._closed:
                 raise WorkerGone("the server is shutting down")
@@ -190,6 +195,23 @@ class WorkerPool:
                 self._idle.remove(w)
         w.kill()
 
+    def warm(self) -> threading.Thread:
+        """Start one worker in the background and keep it idle, so the first job or live session does
+        not wait for a new interpreter and NumPy (some 3 s here); its thread is returned."""
+
+        def start() -> None:
+            try:
+                self.release(self._start(None))
+            except Exception:  # noqa: BLE001 (the first job starts one itself and reports what fails)
+                log.exception("could not start a worker process ahead of time")
+            finally:
+                self._warmed.set()
+
+        self._warmed.clear()
+        t = threading.Thread(target=start, name="warm-worker", daemon=True)
+        t.start()
+        return t
+
     def run_job(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
                 on_progress: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Run one job (``header``: ``kind`` and its fields, `app.workers.jobs`) and wait for its
@@ -228,6 +250,11 @@ class WorkerPool:
         """The workers running a job now."""
         with self._mutex:
             return list(self._jobs)
+
+    def idle(self) -> int:
+        """How many workers wait, warm, for a job or a live session."""
+        with self._mutex:
+            return len(self._idle)
 
     def pids(self) -> list[int]:
         with self._mutex:

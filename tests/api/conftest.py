@@ -67,7 +67,7 @@ def pretrained_dir(tmp_path_factory) -> Path:
 
 
 def make_settings(data_dir: Path, pretrained_dir: Path, **overrides) -> Settings:
-    values = dict(data_dir=data_dir, pretrained_dir=pretrained_dir, warm_datasets=False, builtin_sizes=SIZES,
+    values = dict(data_dir=data_dir, pretrained_dir=pretrained_dir, warm_datasets=False, warm_worker=False, builtin_sizes=SIZES,
                   save_every_s=0.2, cpu_wait_s=2.0, lock_wait_s=10.0,
                   allowed_hosts=("testserver",))  # the TestClient's Host; loopback names are allowed anyway
     values.update(overrides)

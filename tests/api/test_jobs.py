@@ -17,6 +17,7 @@ from app.encoding import decode_tensor
 from engine.checkpoint import load_checkpoint
 from engine.data.dataset import open_dataset
 from engine.train import evaluate_model
+from tests.api.conftest import SHIPPED_ID, make_settings, open_client
 from tests.api.test_workers import cmdline, running
 
 API = "/api/v1"
@@ -103,3 +104,18 @@ def test_a_worker_killed_mid_stream_ends_it_with_an_error_line(client, small_mod
     assert [p["done"] for p in lines[:-1]] == sorted(p["done"] for p in lines[:-1]) and len(lines) > 1
     assert decode_tensor(lines[-1]["result"]["map"]).shape == (28, 28)
     assert np.isfinite(decode_tensor(lines[-1]["result"]["map"])).all()
+
+
+def test_a_worker_started_at_startup_runs_the_first_job(data_dir, pretrained_dir):
+    """With `warm_worker` (on for `cnnvis serve`), one worker starts with the server and is idle by the
+    time it is needed: the first explanation runs in it instead of waiting for a new process."""
+    with open_client(make_settings(data_dir, pretrained_dir, warm_worker=True)) as c:
+        p = pool(c)
+        deadline = time.monotonic() + 60
+        while not p.idle() and time.monotonic() < deadline:  # started and handed back idle
+            time.sleep(0.05)
+        warm = p.pids()
+        assert len(warm) == 1 and "app.workers.train_worker" in cmdline(warm[0])
+        r = c.post(f"{API}/models/{SHIPPED_ID}/explain", json={"sample": {"index": 0}, "method": "saliency"})
+        assert r.status_code == 200 and p.jobs_done == 1
+        assert p.pids() == warm, "the first job started another worker instead of using the warm one"
