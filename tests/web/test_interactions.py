@@ -183,14 +183,16 @@ def test_steps_per_second_resets_after_pause_and_reset(page):
     page.click('[data-action="play"]')
     page.wait_for_selector('[data-action="play"][aria-pressed="false"]', timeout=15_000)
     expect(page.locator(rate)).to_contain_text("(paused)")  # the last measured rate stays (issue 13)
+    paused_at = page.text_content('[data-counter="step"]')
     page.click('[data-action="step"]')
-    page.wait_for_function(f"() => document.querySelector('{rate}').textContent !== '–'", timeout=30_000)
+    expect(page.locator('[data-counter="step"]')).not_to_have_text(paused_at)  # the step's answer is in
+    expect(page.locator(rate)).not_to_have_text("–")
     page.wait_for_selector('[data-action="reset"]:not([disabled])')
-    steps_before = page.text_content('[data-counter="step"]')
     requests = record_requests(page)
     page.click('[data-action="reset"]')  # a trained model asks for confirmation first: nothing is lost yet
     assert page.text_content('[data-action="reset"]') == "Confirm reset"
-    assert page.text_content('[data-counter="step"]') == steps_before
+    assert page.text_content('[data-counter="step"]') not in ("0", "")  # (a late answer may still move it on)
+    assert not [r for r in requests if r.startswith("POST ") and r.endswith("/reset")], "one click reset the model"
     page.click('[data-action="reset"]')
     expect(page.locator(rate)).to_have_text("–")
     expect(page.locator('[data-counter="step"]')).to_have_text("0")
