@@ -145,7 +145,7 @@ class WorkerPool:
 
     def acquire(self, deliver: Deliver) -> WorkerProcess:
         """An idle worker, the one `warm` is starting once it is up, or a new one."""
-        self._warmed.wait(WARM_WAIT_S)  # set at once unless a warm-up is under way
+        self.warmed(WARM_WAIT_S)  # at once unless a warm-up is under way
         with self._mutex:
             if self._closed:
                 raise WorkerGone("the server is shutting down")
@@ -250,6 +250,10 @@ class WorkerPool:
         """The workers running a job now."""
         with self._mutex:
             return list(self._jobs)
+
+    def warmed(self, timeout: float | None = None) -> bool:
+        """Wait until no `warm` start is under way (at most ``timeout`` s); whether none is."""
+        return self._warmed.wait(timeout)
 
     def idle(self) -> int:
         """How many workers wait, warm, for a job or a live session."""

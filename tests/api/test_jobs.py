@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
 
 import numpy as np
 
 from app.encoding import decode_tensor
+from app.workers.pool import WorkerProcess
 from engine.checkpoint import load_checkpoint
 from engine.data.dataset import open_dataset
 from engine.train import evaluate_model
@@ -27,24 +26,20 @@ def pool(client):
     return client.app.state.cnnvis.live.pool
 
 
-def kill_when_busy(client, timeout: float = 60.0) -> threading.Thread:
-    """A thread that kills the first worker seen running a job (polling the pool's state)."""
+def kill_next_job(monkeypatch) -> list[int]:
+    """From now on, SIGKILL the worker that is sent the next job right after sending it (it dies
+    mid-job, before any answer); returns the list the killed pid goes into."""
     killed: list[int] = []
+    send = WorkerProcess.send
 
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            busy = pool(client).job_workers()
-            if busy:
-                os.kill(busy[0].pid, signal.SIGKILL)
-                killed.append(busy[0].pid)
-                return
-            time.sleep(0.001)
+    def send_then_kill(self, header, arrays=None):
+        send(self, header, arrays)
+        if header.get("op") == "job" and not killed:
+            os.kill(self.pid, signal.SIGKILL)
+            killed.append(self.pid)
 
-    t = threading.Thread(target=watch, daemon=True)
-    t.killed = killed
-    t.start()
-    return t
+    monkeypatch.setattr(WorkerProcess, "send", send_then_kill)
+    return killed
 
 
 def test_explain_evaluate_and_train_run_in_a_worker_process(client, small_model):
@@ -76,28 +71,26 @@ def test_a_bad_request_found_in_the_worker_is_a_422_and_the_worker_is_kept(clien
     assert p.pids() == before  # the job's own error: the worker answered and was kept
 
 
-def test_a_worker_killed_mid_training_is_a_503_and_the_next_job_works(client, small_model):
+def test_a_worker_killed_mid_training_is_a_503_and_the_next_job_works(client, small_model, monkeypatch):
     mid = small_model["id"]
     assert client.post(f"{API}/models/{mid}/train", json={"steps": 1, "batch_size": 4}).status_code == 200
-    killer = kill_when_busy(client)
-    r = client.post(f"{API}/models/{mid}/train", json={"steps": 1000, "batch_size": 64})
-    killer.join()
-    assert killer.killed and not running(killer.killed[0])
+    killed = kill_next_job(monkeypatch)
+    r = client.post(f"{API}/models/{mid}/train", json={"steps": 5, "batch_size": 4})
+    assert killed and not running(killed[0])
     assert r.status_code == 503 and "exited" in r.json()["detail"], r.text
     assert client.get(f"{API}/models/{mid}").json()["step"] == 1  # nothing of the lost job was applied
     r = client.post(f"{API}/models/{mid}/train", json={"steps": 2})
     assert r.status_code == 200 and r.json()["step"] == 3
-    assert killer.killed[0] not in pool(client).pids()
+    assert killed[0] not in pool(client).pids()
 
 
-def test_a_worker_killed_mid_stream_ends_it_with_an_error_line(client, small_model):
+def test_a_worker_killed_mid_stream_ends_it_with_an_error_line(client, small_model, monkeypatch):
     mid = small_model["id"]
     req = {"sample": {"index": 2}, "method": "occlusion", "patch": 1, "stride": 1, "checks": ["randomization", "deletion"]}
-    killer = kill_when_busy(client)
+    killed = kill_next_job(monkeypatch)
     r = client.post(f"{API}/models/{mid}/explain/stream", json=req)
-    killer.join()
     lines = [json.loads(line) for line in r.text.splitlines()]
-    assert r.status_code == 200 and killer.killed
+    assert r.status_code == 200 and killed and not running(killed[0])
     assert "exited" in lines[-1]["error"] and all("done" in p for p in lines[:-1])
     r = client.post(f"{API}/models/{mid}/explain/stream", json={**req, "checks": []})  # the slot was given back
     lines = [json.loads(line) for line in r.text.splitlines()]
@@ -111,9 +104,7 @@ def test_a_worker_started_at_startup_runs_the_first_job(data_dir, pretrained_dir
     time it is needed: the first explanation runs in it instead of waiting for a new process."""
     with open_client(make_settings(data_dir, pretrained_dir, warm_worker=True)) as c:
         p = pool(c)
-        deadline = time.monotonic() + 60
-        while not p.idle() and time.monotonic() < deadline:  # started and handed back idle
-            time.sleep(0.05)
+        assert p.warmed(60) and p.idle() == 1  # started and handed back idle, before any request
         warm = p.pids()
         assert len(warm) == 1 and "app.workers.train_worker" in cmdline(warm[0])
         r = c.post(f"{API}/models/{SHIPPED_ID}/explain", json={"sample": {"index": 0}, "method": "saliency"})

@@ -103,18 +103,15 @@ def test_delete_abandons_requests_in_flight(page):
     mid = page.evaluate(MODEL_ID)
     held = []
     page.route(f"**/api/v1/models/{mid}/forward", lambda route: held.append(route))  # the forward waits here until released
-    page.evaluate("() => { window.cnnvis.actions.refresh(); }")
-    for _ in range(600):  # until Playwright has handed over the held request (its events run while we wait)
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert held, "the refresh sent no forward"
+    with page.expect_request(f"**/api/v1/models/{mid}/forward"):  # the refresh's forward is on its way
+        page.evaluate("() => { window.cnnvis.actions.refresh(); }")
     delete = page.locator('[data-action="delete-model"]')
     delete.click()
     delete.click()
     page.wait_for_function(f"() => window.cnnvis.store.get().model?.id && window.cnnvis.store.get().model.id !== {json.dumps(mid)}",
                            timeout=30_000)
     assert all(m["id"] != mid for m in api(page, "GET", "/models"))
+    assert held, "the refresh's forward never reached the route that holds it"
     try:  # released after the deletion: without the abandon, the server would answer it 404
         held[0].continue_()
     except Exception:  # noqa: BLE001 (the page has abandoned it; Playwright may say so)
