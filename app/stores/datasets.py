@@ -24,8 +24,9 @@ import logging
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app.config import Settings
 from app.errors import Conflict, Invalid, NotFound, QuotaExceeded, TooLarge

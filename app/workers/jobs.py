@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from app.workers import frames
-from engine.checkpoint import load_checkpoint
 from engine.data.dataset import Dataset
 from engine.model import Model
 from engine.stepview import LayerStats
@@ -53,10 +52,7 @@ def record_from_json(d: dict[str, Any]) -> StepRecord:
 
 
 def model_of(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model:
-    """The model a command carries: ``model`` (``spec``, ``frozen``) and arrays ``m/*``, or an engine
-    checkpoint in ``checkpoint`` (uint8)."""
-    if "checkpoint" in arrays:
-        return load_checkpoint(arrays["checkpoint"].tobytes()).model
+    """The model a command carries: ``model`` (``spec``, ``frozen``) and arrays ``m/*``."""
     model = Model.build(header["model"]["spec"])
     model.load_state({k[2:]: v for k, v in arrays.items() if k.startswith("m/")})  # copied in
     model.set_frozen(header["model"]["frozen"])

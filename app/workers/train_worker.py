@@ -7,7 +7,7 @@ disk: it sends steps, weights and optimizer state back, and the server stays the
 
 Commands (header ``op``; arrays in `app.workers.frames` form):
 
-- ``load``: the model (``model`` + arrays ``m/*``, or ``checkpoint``: `app.workers.jobs.model_of`) +
+- ``load``: the model (``model`` + arrays ``m/*``: `app.workers.jobs.model_of`) +
   ``o/{param}/{buffer}`` optimizer state,
   with ``hp``, ``seed``, ``step``, ``examples_seen``, ``dataset_folder``. Builds the trainer.
 - ``play``: ``steps`` (None: until paused), ``report_s``, ``weights_s``, ``eval_every``.

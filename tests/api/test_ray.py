@@ -51,15 +51,15 @@ def test_the_actor_runs_commands_in_the_order_they_were_sent(data_dir):
 
     from app.workers import frames
     from app.workers.ray_pool import TrainActor
-    from engine.checkpoint import checkpoint_bytes
     from engine.model import Model
 
     actor = TrainActor()
     actor.command(1, {"op": "sync"}, {})  # arrives first, sent second: held until the load
     assert actor.answers(timeout=0.05) == []
-    ckpt = checkpoint_bytes(Model.build(SMALL_SPEC, seed=1), classes=[str(k) for k in range(10)], step=0, meta={})
-    actor.command(0, {"op": "load", "hp": {"batch_size": 2}, "seed": 0, "step": 0, "examples_seen": 0,
-                      "dataset_folder": str(data_dir / "datasets" / "digits")}, {"checkpoint": np.frombuffer(ckpt, np.uint8)})
+    model = Model.build(SMALL_SPEC, seed=1)  # sent as the server sends it (app.services.jobs.model_payload)
+    actor.command(0, {"op": "load", "model": {"spec": SMALL_SPEC, "frozen": []}, "hp": {"batch_size": 2}, "seed": 0, "step": 0,
+                      "examples_seen": 0, "dataset_folder": str(data_dir / "datasets" / "digits")},
+                  {f"m/{k}": v for k, v in model.state().items()})
     [raw] = actor.answers(timeout=30)
     header, arrays = frames.read(io.BytesIO(raw))
     assert header["op"] == "state" and header["reason"] == "sync" and header["step"] == 0  # not "sync before any load"
